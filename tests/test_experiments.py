@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -13,8 +15,10 @@ import yaml
 from gatera_lab.cli import main
 from gatera_lab.errors import ConfigError
 from gatera_lab.experiments import build_plan, choose_learning_rate, load_sweep, run_status
+from gatera_lab.experiments import command as sweep_command
 from gatera_lab.experiments.claims import Comparison
 from gatera_lab.experiments.lr_selection import GridPoint
+from gatera_lab.experiments.run_claims import claim_path
 from gatera_lab.experiments.run_config import caching_resolver, identity_hash, training_config
 
 REPO = Path(__file__).parents[1]
@@ -65,7 +69,7 @@ def test_reproduction_overlay_gives_every_method_the_same_budget(resolver):
         # the overlay's epoch (8 tasks x cap - val_size rows) ends exactly at max_steps: validation at the end
         assert (8 * data["per_task_cap"] - data["val_size"]) == trainer["max_steps"] * data["batch_size"]
     assert budgets == {
-        (150, 100, 200, 200, 4, 128, 32, ("q_proj", "k_proj", "v_proj", "up_proj", "down_proj"))
+        (60, 45, 120, 100, 4, 128, 32, ("q_proj", "k_proj", "v_proj", "up_proj", "down_proj"))
     }
 
 
@@ -226,7 +230,7 @@ def tiny_sweep(tmp_path: Path, model_dir: Path) -> Path:
     )
 
 
-def test_two_run_sweep_records_skips_and_reports(olmo_wheel, tiny_model_dir, tmp_path, capsys):
+def test_two_run_sweep_records_skips_and_reports(olmo_wheel, tiny_model_dir, tmp_path, capsys, monkeypatch):
     sweep = tiny_sweep(tmp_path, tiny_model_dir)
     records_dir = tmp_path / "records"
 
@@ -256,10 +260,23 @@ def test_two_run_sweep_records_skips_and_reports(olmo_wheel, tiny_model_dir, tmp
     assert "final runs of hira, hira_gate (seeds 42): waits for the learning-rate search" in missing
     capsys.readouterr()
 
-    # the rest: the recorded search run is skipped (not trained again), then tested from its checkpoint
+    # the rest: the recorded search run is skipped (not trained again), then tested from its checkpoint;
+    # the zero-shot run is held by another live worker, so this one does the others first, then waits
+    # until that claim goes away (the other worker stopped without a record) and does it itself
+    capsys.readouterr()
+    assert main(["sweep", "--sweep", str(sweep), "--dry-run"]) == 0
+    zero_shot_name = next(
+        word for word in capsys.readouterr().out.split() if word.startswith("zero_shot_lora-")
+    )
+    claim = claim_path(tmp_path / "runs", zero_shot_name)
+    claim.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getppid()}))
+    monkeypatch.setattr(sweep_command, "POLL_SECONDS", 0.0)
+    monkeypatch.setattr(sweep_command.time, "sleep", lambda seconds: claim.unlink())
     assert main(["sweep", "--sweep", str(sweep)]) == 0
     printed = capsys.readouterr().out
     assert f"skipping 1 run(s) already recorded in {records_dir}: {first['name']}" in printed
+    assert f"waiting for 1 run(s) other workers hold: {zero_shot_name}" in printed
+    assert printed.index("hira_gate_lr0.001") < printed.index(f"] {zero_shot_name}")
     records = {
         record["name"]: record for record in map(json.loads, map(Path.read_text, records_dir.glob("*.json")))
     }
@@ -396,7 +413,7 @@ def test_report_of_a_complete_sweep_states_the_claims_from_the_numbers(resolver,
     assert "error of the zero-shot average 1.15): hira +20.00, hira_gate +23.00, lora +20.00" in page
     assert "learning rate 0.001 has the highest mean validation accuracy over hira, hira_gate: 50.0%" in page
     assert "None: every run of the sweep is recorded." in page
-    assert "150 optimizer steps of 4 sequences of at most 128 tokens" in page
+    assert "60 optimizer steps of 4 sequences of at most 128 tokens" in page
     pictures = sorted(path.name for path in out.parent.glob("*.png"))
     assert pictures == [
         "results_gate_heatmap_lambda0.01.png",

@@ -10,6 +10,10 @@ done, until nothing is left, ``--max-runs`` runs were done, or the next run's es
 ``--budget-minutes``. ``--only`` keeps the runs whose name, method, family or phase is NAME (and what they
 need first: a final run needs its family's search). A failed run is reported and skipped; the exit status is
 then 1.
+
+Several workers may run the same sweep at once (e.g. two with ``--threads 1`` on two cores): each claims a
+run before starting it (`run_claims`), skips runs another live worker holds, and while only claimed runs
+are left it waits for them (their records may name new final runs) instead of stopping.
 """
 
 from __future__ import annotations
@@ -26,9 +30,12 @@ from gatera_lab.errors import ConfigError, GateraError
 from gatera_lab.experiments.estimate import estimate_seconds
 from gatera_lab.experiments.plan import Plan, build_plan, run_status
 from gatera_lab.experiments.records import load_records
+from gatera_lab.experiments.run_claims import claim_run, claimed_by_others
 from gatera_lab.experiments.run_config import caching_resolver
 from gatera_lab.experiments.run_executor import RunContext, RunFailed, execute_run
 from gatera_lab.experiments.sweep_spec import LAUNCHERS, SweepSpec, load_sweep
+
+POLL_SECONDS = 30.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -173,15 +180,21 @@ def run_sweep(args: argparse.Namespace, argv: list[str]) -> int:
         plan = build_plan(spec, records, resolver)
         selected = selection(plan, args.only)
         statuses = {run.name: run_status(run, records.get(run.name)) for run in plan.runs}
-        todo = [  # a run is tried once per status: a search run that became a final run is visited again
+        open_runs = [  # a run is tried once per status: a search run that became a final one is visited again
             run
             for run in plan.runs
             if run.name in selected
             and statuses[run.name] != "done"
             and (run.name, statuses[run.name], tuple(run.phases)) not in attempted
         ]
+        held = claimed_by_others(context.runs_dir, [run.name for run in open_runs])
+        todo = [run for run in open_runs if run.name not in held]
         if not todo:
-            break
+            if not held:
+                break
+            print(f"waiting for {len(held)} run(s) other workers hold: {', '.join(sorted(held))}", flush=True)
+            time.sleep(POLL_SECONDS)
+            continue
         run = todo[0]
         status = statuses[run.name]
         estimate = estimate_seconds(run, status, spec.estimate)
@@ -191,14 +204,19 @@ def run_sweep(args: argparse.Namespace, argv: list[str]) -> int:
                 f"stopping: {run.name} needs about {_minutes(estimate)}, past --budget-minutes {args.budget_minutes:g}"
             )
             break
-        attempted.add((run.name, status, tuple(run.phases)))
-        print(f"[{done + len(failed) + 1}] {run.name} ({status}, about {_minutes(estimate)})", flush=True)
-        try:
-            execute_run(run, records.get(run.name), context)
-            done += 1
-        except RunFailed as error:
-            failed.append(run.name)
-            print(f"gatera-lab sweep: run failed: {error}", file=sys.stderr)
+        with claim_run(context.runs_dir, run.name) as won:
+            if not won:
+                continue  # another worker claimed it a moment ago
+            if run_status(run, load_records(records_dir).get(run.name)) != status:
+                continue  # another worker finished it a moment ago
+            attempted.add((run.name, status, tuple(run.phases)))
+            print(f"[{done + len(failed) + 1}] {run.name} ({status}, about {_minutes(estimate)})", flush=True)
+            try:
+                execute_run(run, records.get(run.name), context)
+                done += 1
+            except RunFailed as error:
+                failed.append(run.name)
+                print(f"gatera-lab sweep: run failed: {error}", file=sys.stderr)
     records = load_records(records_dir)
     plan = build_plan(spec, records, resolver)
     left = [run.name for run in plan.runs if run_status(run, records.get(run.name)) != "done"]
