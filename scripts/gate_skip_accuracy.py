@@ -1,0 +1,97 @@
+"""Accuracy, time and skipped fraction of a trained gated checkpoint with gate skipping at a few thresholds.
+
+With ``gate_skip_threshold = tau`` every (layer, token) pair whose gate is below ``tau`` gets exactly the
+base layer's output (`gatera_lab/gate_skip.py`). This script evaluates the same rows once per threshold
+(label log-likelihood protocol, the first ``--limit`` rows of each test set) and prints, per threshold, the
+average accuracy, its change against no skipping, the fraction of (layer, token) pairs skipped, and the time.
+
+    python scripts/gate_skip_accuracy.py --ckpt results/runs/<run>/test/adapter.ckpt --limit 50 \\
+        --thresholds 0.1,0.25,0.5 --output results/gate_skip_hira_gate.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from datamodules.commonsense_eval_items import eval_items_from_examples
+from datamodules.commonsense_tasks import TASK_NAMES, load_task
+from gatera_lab.evaluation import evaluate_items
+from gatera_lab.evaluation.results_table import write_results_json
+from gatera_lab.gate_skip import evaluate_gate_skip
+from gatera_lab.gates_command import load_gated_model
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ckpt", required=True, help="a gated method's checkpoint (gatera-lab format)")
+    parser.add_argument("--limit", type=int, default=50, help="first N rows of each test set")
+    parser.add_argument(
+        "--thresholds", default="0.1,0.25,0.5", help="comma-separated gate thresholds in [0, 1]"
+    )
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--output", type=Path, default=None, help="write the results as JSON here")
+    return parser.parse_args(argv)
+
+
+def parse_thresholds(text: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError as error:
+        raise SystemExit(
+            f"option --thresholds: expected numbers separated by commas, got {text!r}"
+        ) from error
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    args = parse_args(argv)
+    thresholds = parse_thresholds(args.thresholds)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model, tokenizer, metadata = load_gated_model(args.ckpt)
+    tasks = list(TASK_NAMES)
+    examples = [row for task in tasks for row in load_task(task, "test", "olmo", limit=args.limit)]
+    items = eval_items_from_examples(examples, tokenizer, task_names=tasks)
+
+    def accuracy(evaluated_model: torch.nn.Module) -> dict[str, float]:
+        accuracies, _, _ = evaluate_items(
+            evaluated_model, tokenizer, items, tasks, "likelihood", args.batch_size
+        )
+        return accuracies
+
+    results = evaluate_gate_skip(model, accuracy, [None, *thresholds])
+    reference = results[0].metric["avg"]
+    rows = []
+    print(f"{metadata.get('method_name')} from {args.ckpt}; {len(items)} rows (first {args.limit} per task)")
+    print("| threshold | Avg accuracy | change (points) | (layer, token) pairs skipped | seconds |")
+    print("|---|---:|---:|---:|---:|")
+    for result in results:
+        average = result.metric["avg"]
+        label = "off" if result.threshold is None else f"{result.threshold:g}"
+        change = 100 * (average - reference)
+        print(
+            f"| {label} | {100 * average:.2f} | {change:+.2f} | {100 * result.skipped_fraction:.1f}% "
+            f"| {result.seconds:.1f} |"
+        )
+        rows.append(
+            {
+                "threshold": result.threshold,
+                "accuracy": result.metric,
+                "change_points": change,
+                "skipped_fraction": result.skipped_fraction,
+                "seconds": result.seconds,
+            }
+        )
+    if args.output:
+        command = ["python", "scripts/gate_skip_accuracy.py", *(argv if argv is not None else sys.argv[1:])]
+        payload = {"checkpoint": args.ckpt, "rows_per_task": args.limit, "results": rows}
+        write_results_json(args.output, payload | {"command": " ".join(command)})
+    return rows
+
+
+if __name__ == "__main__":
+    main()
