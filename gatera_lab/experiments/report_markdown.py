@@ -402,7 +402,9 @@ class _Builder:
         return text + (f"\n\nFrom the sweep file: {self.spec.budget}\n" if self.spec.budget else "\n")
 
     def plan_config(self, method: str) -> dict[str, Any]:
-        run = next((run for run in self.plan.runs if run.method == method and "final" in run.phases), None)
+        """The resolved config of ``method``'s final run, else of any of its planned runs (the search)."""
+        runs = [run for run in self.plan.runs if run.method == method]
+        run = next((run for run in runs if "final" in run.phases), runs[0] if runs else None)
         return run.resolved if run else {}
 
     def machine_and_time(self) -> str:
