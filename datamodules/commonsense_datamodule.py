@@ -16,7 +16,7 @@ import lightning as L
 from torch.utils.data import DataLoader
 
 from datamodules.commonsense_eval_items import eval_items_from_examples, eval_items_from_records
-from datamodules.commonsense_tasks import TASK_NAMES, Source, load_task, resolve_task
+from datamodules.commonsense_tasks import TASK_NAMES, Source, load_test_sets, resolve_task
 from datamodules.instruction_data import TokenizedExample, tokenize_instruction
 from datamodules.instruction_loaders import instruction_loader, padding_id
 from datamodules.training_mixture import ARC_OPENBOOKQA, build_training_mixture
@@ -110,11 +110,9 @@ class CommonsenseDataModule(L.LightningDataModule):
                 mixture.validation, self.tokenizer, self.val_task_names, origin="validation"
             )
         if stage in (None, "test") and not self.test_items:
-            examples = []
-            for task in self.task_names:
-                examples += load_task(
-                    task, "test", self.source, self.cache_dir, self.data_dir, self.test_limit
-                )
+            examples = load_test_sets(
+                self.task_names, self.source, self.cache_dir, self.data_dir, self.test_limit
+            )
             self.test_items = eval_items_from_examples(examples, self.tokenizer, self.task_names)
 
     def _eval_loader(self, items: list[EvalItem]) -> DataLoader:

@@ -30,6 +30,7 @@ The training record is ``{"instruction", "input": "", "output": "the correct ans
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -244,3 +245,16 @@ def load_task(
     if not examples:
         raise DataFormatError(f"{spec.name} {split} from source {source!r} holds no examples")
     return examples[:limit] if limit is not None else examples
+
+
+def load_test_sets(
+    tasks: Sequence[str],
+    source: Source = "olmo",
+    cache_dir: str | os.PathLike[str] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    limit: int | None = None,
+) -> list[CommonsenseExample]:
+    """The first ``limit`` test examples of each of ``tasks``, task after task (see `load_task`)."""
+    return [
+        example for task in tasks for example in load_task(task, "test", source, cache_dir, data_dir, limit)
+    ]

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from datamodules.commonsense_eval_items import eval_items_from_examples
-from datamodules.commonsense_tasks import TASK_NAMES, load_task
+from datamodules.commonsense_tasks import TASK_NAMES, load_test_sets
 from gatera_lab.evaluation import evaluate_items
 from gatera_lab.evaluation.results_table import write_results_json
 from gatera_lab.gate_skip import evaluate_gate_skip
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         torch.set_num_threads(args.threads)
     model, tokenizer, metadata = load_gated_model(args.ckpt)
     tasks = list(TASK_NAMES)
-    examples = [row for task in tasks for row in load_task(task, "test", "olmo", limit=args.limit)]
+    examples = load_test_sets(tasks, "olmo", limit=args.limit)
     items = eval_items_from_examples(examples, tokenizer, task_names=tasks)
 
     def accuracy(evaluated_model: torch.nn.Module) -> dict[str, float]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from datamodules.commonsense_eval_items import eval_items_from_examples
-from datamodules.commonsense_tasks import TASK_NAMES, load_task, resolve_task
+from datamodules.commonsense_tasks import TASK_NAMES, load_test_sets, resolve_task
 from gatera_lab.evaluation import COMMONSENSE_COLUMNS, evaluate_items, render_table
 from gatera_lab.evaluation.results_table import write_results_csv, write_results_json
 from gatera_lab.model_loading import DEFAULT_MODEL, load_causal_lm, load_tokenizer, provenance
@@ -73,11 +73,7 @@ def main(argv: list[str] | None = None) -> dict:
     tokenizer = load_tokenizer(args.model, cache_dir=args.cache_dir)
     load_seconds = time.perf_counter() - started
     limit = args.limit or None
-    examples = []
-    for task in tasks:
-        examples += load_task(
-            task, "test", args.source, cache_dir=args.cache_dir, data_dir=args.data_dir, limit=limit
-        )
+    examples = load_test_sets(tasks, args.source, args.cache_dir, args.data_dir, limit)
     items = eval_items_from_examples(examples, tokenizer, task_names=tasks)
     print(f"{len(items)} rows of {len(tasks)} tasks; model loaded in {load_seconds:.1f} s", file=sys.stderr)
 

@@ -122,7 +122,7 @@ def waiting_estimate(plan: Plan, spec: SweepSpec) -> float:
     its test only; an entropy run that equals a final run costs nothing more; every other one costs a fit
     and a test, like the first training run of the plan.
     """
-    template = next((run for run in plan.runs if run.kind == "train"), None)
+    template = plan.first_training_run()
     if template is None:
         return math.nan
     full = estimate_seconds(dataclasses.replace(template, needs_test=True), "pending", spec.estimate)
@@ -207,12 +207,13 @@ def run_sweep(args: argparse.Namespace, argv: list[str]) -> int:
         with claim_run(context.runs_dir, run.name) as won:
             if not won:
                 continue  # another worker claimed it a moment ago
-            if run_status(run, load_records(records_dir).get(run.name)) != status:
+            record = load_records(records_dir).get(run.name)  # as it is now that the run is ours
+            if run_status(run, record) != status:
                 continue  # another worker finished it a moment ago
             attempted.add((run.name, status, tuple(run.phases)))
             print(f"[{done + len(failed) + 1}] {run.name} ({status}, about {_minutes(estimate)})", flush=True)
             try:
-                execute_run(run, records.get(run.name), context)
+                execute_run(run, record, context)
                 done += 1
             except RunFailed as error:
                 failed.append(run.name)

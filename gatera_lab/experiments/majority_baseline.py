@@ -23,15 +23,18 @@ def majority_label_accuracy(config: dict[str, Any]) -> dict[str, float]:
 
     Raises the data source's `GateraError` (or `OSError`) when the test sets cannot be read.
     """
-    from datamodules.commonsense_tasks import load_task
+    from datamodules.commonsense_tasks import load_test_sets
 
-    limit = get_path(config, "data.init_args.test_limit")
-    source = get_path(config, "data.init_args.source") or "olmo"
-    data_dir = get_path(config, "data.init_args.data_dir")
-    shares = {}
-    for task in COMMONSENSE_COLUMNS:
-        rows = load_task(task, "test", source, data_dir=data_dir, limit=limit)
-        counts = Counter(row.gold for row in rows)  # gold label index -> rows
-        shares[task] = max(counts.values()) / len(rows)
+    examples = load_test_sets(
+        list(COMMONSENSE_COLUMNS),
+        get_path(config, "data.init_args.source") or "olmo",
+        get_path(config, "data.init_args.cache_dir"),
+        get_path(config, "data.init_args.data_dir"),
+        get_path(config, "data.init_args.test_limit"),
+    )
+    counts = {task: Counter() for task in COMMONSENSE_COLUMNS}  # task -> gold label index -> rows
+    for example in examples:
+        counts[example.task][example.gold] += 1
+    shares = {task: max(c.values()) / sum(c.values()) for task, c in counts.items()}
     shares["avg"] = sum(shares.values()) / len(shares)
     return shares

@@ -91,6 +91,10 @@ class Plan:
     def by_name(self) -> dict[str, PlannedRun]:
         return {run.name: run for run in self.runs}
 
+    def first_training_run(self) -> PlannedRun | None:
+        """The first run that trains: its resolved config stands for the sweep's shared budget and test set."""
+        return next((run for run in self.runs if run.kind == "train"), None)
+
 
 def test_matches(record: dict[str, Any] | None, settings: dict[str, Any]) -> bool:
     """Whether ``record`` has a test made with exactly ``settings``."""

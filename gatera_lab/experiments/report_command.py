@@ -51,7 +51,7 @@ def run_report(args: argparse.Namespace, argv: list[str]) -> Path:
     spec = load_sweep(sweep_file(records, args.sweep))
     plan = build_plan(spec, records)
     out = Path(args.out)
-    template = next((run for run in plan.runs if run.kind == "train"), None)
+    template = plan.first_training_run()
     majority = None
     try:
         majority = majority_label_accuracy(template.resolved) if template else None

@@ -81,9 +81,7 @@ class _Builder:
         self.zero_shot = zero_shot(plan, records)
         self.entropy = entropy_runs(plan, records)
         self.figures: dict[str, Figure] = {}
-        template = next((run for run in plan.runs if run.kind == "train"), None) or (
-            plan.runs[0] if plan.runs else None
-        )
+        template = plan.first_training_run() or (plan.runs[0] if plan.runs else None)
         self.config = template.resolved if template else {}
 
     # ------------------------------------------------------------------ claims

@@ -49,11 +49,7 @@ def _claim_is_live(path: Path) -> bool:
 
 def claimed_by_others(runs_dir: Path, names: Iterable[str]) -> set[str]:
     """The runs among ``names`` that another live worker has claimed."""
-    return {
-        name
-        for name in names
-        if claim_path(runs_dir, name).exists() and _claim_is_live(claim_path(runs_dir, name))
-    }
+    return {name for name in names if _claim_is_live(claim_path(runs_dir, name))}
 
 
 def _try_create(path: Path) -> bool:
