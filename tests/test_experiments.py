@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -19,8 +17,8 @@ from gatera_lab.experiments import command as sweep_command
 from gatera_lab.experiments.claims import Comparison
 from gatera_lab.experiments.lr_selection import GridPoint
 from gatera_lab.experiments.majority_baseline import majority_label_accuracy
-from gatera_lab.experiments.run_claims import claim_path
 from gatera_lab.experiments.run_config import caching_resolver, identity_hash, training_config
+from tests.claim_worker import ClaimHolder
 
 REPO = Path(__file__).parents[1]
 REPRODUCTION = REPO / "configs" / "sweeps" / "reproduction.yaml"
@@ -229,7 +227,7 @@ def tiny_sweep(tmp_path: Path, model_dir: Path) -> Path:
     )
 
 
-def test_two_run_sweep_records_skips_and_reports(olmo_wheel, tiny_model_dir, tmp_path, capsys, monkeypatch):
+def test_two_run_sweep_records_skips_and_reports(olmo_wheel, tiny_model_dir, tmp_path, capsys):
     sweep = tiny_sweep(tmp_path, tiny_model_dir)
     records_dir = tmp_path / "records"
 
@@ -267,11 +265,16 @@ def test_two_run_sweep_records_skips_and_reports(olmo_wheel, tiny_model_dir, tmp
     zero_shot_name = next(
         word for word in capsys.readouterr().out.split() if word.startswith("zero_shot_lora-")
     )
-    claim = claim_path(tmp_path / "runs", zero_shot_name)
-    claim.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getppid()}))
-    monkeypatch.setattr(sweep_command, "POLL_SECONDS", 0.0)
-    monkeypatch.setattr(sweep_command.time, "sleep", lambda seconds: claim.unlink())
-    assert main(["sweep", "--sweep", str(sweep)]) == 0
+    waits = []
+
+    def let_the_other_worker_go(seconds: float) -> None:
+        waits.append(seconds)
+        assert len(waits) == 1, "the sweep waited again after the other worker had let its claim go"
+        other_worker.release()  # returns once that process has exited: its claim is free
+
+    with ClaimHolder(tmp_path / "runs", zero_shot_name, tmp_path / "other_worker") as other_worker:
+        assert sweep_command.main(["--sweep", str(sweep)], wait=let_the_other_worker_go) == 0
+    assert waits == [sweep_command.POLL_SECONDS]
     printed = capsys.readouterr().out
     assert f"skipping 1 run(s) already recorded in {records_dir}: {first['name']}" in printed
     assert f"waiting for 1 run(s) other workers hold: {zero_shot_name}" in printed

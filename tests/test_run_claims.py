@@ -1,56 +1,91 @@
-"""Run claims: two sweep workers never start the same run, and a dead worker's claim is taken over."""
+"""Run claims: two sweep workers never do the same run, and a claim ends with the process that holds it.
+
+The other workers are real processes (`tests/claim_worker.py`), synchronised by files, not by sleeps.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
-import subprocess
-import sys
+from collections import Counter
 
+import pytest
+
+from gatera_lab.errors import ConfigError
 from gatera_lab.experiments.run_claims import claim_path, claim_run, claimed_by_others
+from tests.claim_worker import ClaimHolder, Worker
 
 
-def _finished_process_id() -> int:
-    process = subprocess.Popen([sys.executable, "-c", "pass"])
-    process.wait()
-    return process.pid
-
-
-def test_a_held_claim_cannot_be_won_twice_and_is_released_on_exit(tmp_path):
+def test_a_held_claim_cannot_be_won_twice_and_is_free_again_after_exit(tmp_path):
     with claim_run(tmp_path, "run-a") as first:
         assert first
-        owner = json.loads(claim_path(tmp_path, "run-a").read_text())
-        assert owner["host"] == socket.gethostname()
+        assert claimed_by_others(tmp_path, ["run-a", "run-b"]) == {"run-a"}
         with claim_run(tmp_path, "run-a") as second:
             assert not second
-        assert claim_path(tmp_path, "run-a").exists()  # the loser does not remove the winner's claim
-    assert not claim_path(tmp_path, "run-a").exists()
+        assert claimed_by_others(tmp_path, ["run-a"]) == {"run-a"}  # the loser did not release the winner's
+    assert claimed_by_others(tmp_path, ["run-a"]) == set()
+    with claim_run(tmp_path, "run-a") as again:
+        assert again
 
 
 def test_the_claim_is_released_when_the_run_raises(tmp_path):
-    try:
-        with claim_run(tmp_path, "run-a"):
-            raise RuntimeError("the run failed")
-    except RuntimeError:
-        pass
-    assert not claim_path(tmp_path, "run-a").exists()
-
-
-def test_a_claim_of_a_finished_process_is_stale_and_taken_over(tmp_path):
-    owner = {"host": socket.gethostname(), "pid": _finished_process_id()}
-    claim_path(tmp_path, "run-a").write_text(json.dumps(owner))
+    with pytest.raises(RuntimeError, match="the run failed"), claim_run(tmp_path, "run-a"):
+        raise RuntimeError("the run failed")
     assert claimed_by_others(tmp_path, ["run-a"]) == set()
     with claim_run(tmp_path, "run-a") as won:
         assert won
 
 
-def test_live_claims_of_this_host_and_claims_of_other_hosts_are_respected(tmp_path):
-    live = {"host": socket.gethostname(), "pid": os.getppid()}
-    remote = {"host": socket.gethostname() + "-elsewhere", "pid": _finished_process_id()}
-    claim_path(tmp_path, "run-live").write_text(json.dumps(live))
-    claim_path(tmp_path, "run-remote").write_text(json.dumps(remote))
-    names = ["run-live", "run-remote", "run-free"]
-    assert claimed_by_others(tmp_path, names) == {"run-live", "run-remote"}
-    with claim_run(tmp_path, "run-remote") as won:
-        assert not won
+def test_two_worker_processes_do_every_run_exactly_once(tmp_path):
+    runs, log, go = tmp_path / "runs", tmp_path / "log.txt", tmp_path / "go"
+    names = [f"run-{index:02d}" for index in range(12)]
+    workers = []
+    try:
+        for index in range(2):
+            ready = tmp_path / f"ready-{index}"
+            workers.append(Worker.start("work", runs, log, ready, go, *names, scratch=tmp_path / "out"))
+            workers[-1].wait_ready(ready)
+        go.touch()  # both start together and meet each other's claims
+        assert [worker.finish() for worker in workers] == [0, 0], [worker.log() for worker in workers]
+    finally:
+        for worker in workers:
+            worker.kill()
+    lines = [line.split() for line in log.read_text().splitlines()]
+    assert Counter(name for name, _ in lines) == Counter(names)  # each run once, none missing
+    assert {int(pid) for _, pid in lines} <= {worker.process.pid for worker in workers}
+
+
+def test_a_worker_killed_while_holding_a_claim_holds_nothing(tmp_path):
+    runs = tmp_path / "runs"
+    with ClaimHolder(runs, "run-a", tmp_path / "out") as holder:
+        assert claimed_by_others(runs, ["run-a", "run-b"]) == {"run-a"}
+        with claim_run(runs, "run-a") as won:
+            assert not won
+        os.kill(holder.worker.process.pid, signal.SIGKILL)  # no cleanup code of the holder runs
+        assert holder.worker.process.wait(timeout=120) == -signal.SIGKILL
+    assert claim_path(runs, "run-a").exists()  # the lock file stays, and means nothing without a holder
+    assert claimed_by_others(runs, ["run-a"]) == set()
+    with claim_run(runs, "run-a") as won:
+        assert won
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"\x00\xffgarbage", json.dumps({"host": socket.gethostname(), "pid": os.getpid()}).encode()],
+    ids=["empty", "garbage", "old-pid-claim-of-a-live-process"],
+)
+def test_a_claim_file_left_on_disk_is_no_claim_whatever_it_holds(tmp_path, content):
+    claim_path(tmp_path, "run-a").write_bytes(content)
+    assert claimed_by_others(tmp_path, ["run-a"]) == set()
+    with claim_run(tmp_path, "run-a") as won:
+        assert won
+
+
+def test_a_claim_path_that_cannot_be_locked_is_an_error_naming_it(tmp_path):
+    claim_path(tmp_path, "run-a").mkdir()
+    with pytest.raises(ConfigError, match=r"cannot lock the run claim .*run-a\.claim.*option --runs"):
+        claimed_by_others(tmp_path, ["run-a"])
+    with pytest.raises(ConfigError, match=r"run-a\.claim"), claim_run(tmp_path, "run-a"):
+        pass

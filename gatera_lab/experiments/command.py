@@ -12,8 +12,9 @@ need first: a final run needs its family's search). A failed run is reported and
 then 1.
 
 Several workers may run the same sweep at once (e.g. two with ``--threads 1`` on two cores): each claims a
-run before starting it (`run_claims`), skips runs another live worker holds, and while only claimed runs
-are left it waits for them (their records may name new final runs) instead of stopping.
+run before starting it (`run_claims`: an OS lock that ends with its worker), skips runs another worker
+holds, and while only claimed runs are left it waits for them (their records may name new final runs)
+instead of stopping.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import math
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from gatera_lab.errors import ConfigError, GateraError
@@ -142,7 +144,15 @@ def waiting_estimate(plan: Plan, spec: SweepSpec) -> float:
     return total
 
 
-def run_sweep(args: argparse.Namespace, argv: list[str]) -> int:
+def run_sweep(args: argparse.Namespace, argv: list[str], wait: Callable[[float], None] = time.sleep) -> int:
+    """Run the sweep ``args`` names; returns the exit status.
+
+    Args:
+        args: the parsed options (`build_parser`).
+        argv: the options as given, for the command recorded with every run.
+        wait: called with ``POLL_SECONDS`` whenever only runs that other workers hold are left, before the
+            plan is looked at again (tests pass a hook that lets the other worker go).
+    """
     spec = load_sweep(args.sweep)
     records_dir = Path(args.records or spec.records)
     context = RunContext(
@@ -193,7 +203,7 @@ def run_sweep(args: argparse.Namespace, argv: list[str]) -> int:
             if not held:
                 break
             print(f"waiting for {len(held)} run(s) other workers hold: {', '.join(sorted(held))}", flush=True)
-            time.sleep(POLL_SECONDS)
+            wait(POLL_SECONDS)
             continue
         run = todo[0]
         status = statuses[run.name]
@@ -231,11 +241,14 @@ def run_sweep(args: argparse.Namespace, argv: list[str]) -> int:
     return 1 if failed else 0
 
 
-def main(argv: list[str]) -> int:
-    """Entry point of ``gatera-lab sweep``; returns the exit status (2 on a bad option or sweep file)."""
+def main(argv: list[str], wait: Callable[[float], None] = time.sleep) -> int:
+    """Entry point of ``gatera-lab sweep``; returns the exit status (2 on a bad option or sweep file).
+
+    ``wait`` is how the sweep waits for runs that other workers hold (see `run_sweep`).
+    """
     args = build_parser().parse_args(argv)
     try:
-        return run_sweep(args, argv)
+        return run_sweep(args, argv, wait)
     except GateraError as error:
         print(f"gatera-lab sweep: error: {error}", file=sys.stderr)
         return 2

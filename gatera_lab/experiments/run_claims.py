@@ -1,81 +1,97 @@
 """Claims that let several ``gatera-lab sweep`` workers share one plan without doing a run twice.
 
-A worker claims a run before starting it by creating ``<runs>/<name>.claim`` exclusively (``O_CREAT |
-O_EXCL``, atomic on one file system), with its host name and process id inside, and removes the claim when
-the run ends, however it ends. A claim is *live* while its process runs; a claim left by a process that is
-gone (same host, no such process) is stale and is taken over. A claim from another host counts as live
-until it is removed by hand, since this host cannot see that process.
+A worker claims run ``name`` by taking an exclusive OS lock on ``<runs>/<name>.claim`` without waiting
+(`filelock.FileLock`, i.e. ``flock(LOCK_EX | LOCK_NB)`` on Linux), and releases it when the run ends, however
+it ends. The kernel ties the lock to the open file, so it ends with its process: a worker that crashes or is
+killed (even by SIGKILL) holds nothing, and there is no stale claim to detect, take over or remove by hand.
+
+A run is *claimed* exactly while some process holds its lock. The lock file itself stays on disk after the
+release (deleting it would let two workers lock two different files of the same name) and means nothing
+without a holder, whatever it contains: an empty, garbage or left-over file (such as the pid files of
+earlier versions) is simply locked afresh.
+
+Contracts:
+
+- At most one process at a time is inside `claim_run` for a name with ``won=True``; a worker that re-reads
+  the run's record after winning (as ``gatera-lab sweep`` does) never repeats a run another one finished.
+- `claimed_by_others` is a snapshot (a claim may be taken or released right after it answers), and it
+  probes by locking for an instant, so a `claim_run` racing that probe may lose once; the caller just
+  looks again.
+- The lock belongs to the open file, not the process: a second claim of a name inside the process that
+  holds it loses too, and `claimed_by_others` reports it.
+- On a network file system the lock reaches other hosts only where the file system forwards it (Linux
+  emulates flock on NFS with byte-range locks the server sees). A file system without flock is an error,
+  never a silent fallback to a lock file that would outlive its process.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import socket
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 SUFFIX = ".claim"
 
 
 def claim_path(runs_dir: Path, name: str) -> Path:
-    """Where run ``name``'s claim lives."""
+    """Where run ``name``'s lock file lives."""
     return runs_dir / f"{name}{SUFFIX}"
 
 
-def _process_alive(pid: int) -> bool:
+def _lock(path: Path) -> FileLock:
+    # one attempt, never wait; no soft (marker file) fallback: it would not end with its process
+    return FileLock(path, blocking=False, fallback_to_soft=False)
+
+
+def _try_lock(lock: FileLock, path: Path) -> bool:
+    """Take ``lock`` if no process holds it; raises ConfigError when the file cannot be locked at all."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        lock.acquire()
+    except Timeout:  # a subclass of OSError: another open file of this path holds the lock
         return False
-    except PermissionError:  # someone else's process: it exists
-        return True
+    except OSError as error:
+        # imported here so that this module needs only the standard library and filelock (no torch)
+        from gatera_lab.errors import ConfigError
+
+        raise ConfigError(
+            f"cannot lock the run claim {path}: {error}; the runs folder (option --runs or the sweep "
+            "file's 'runs') must be a writable folder on a file system with flock"
+        ) from error
     return True
-
-
-def _claim_is_live(path: Path) -> bool:
-    """Whether the claim at ``path`` belongs to a process that still runs (or cannot be checked)."""
-    try:
-        owner = json.loads(path.read_text())
-    except FileNotFoundError:
-        return False
-    except (OSError, ValueError):
-        return True  # being written right now, or unreadable: leave it alone
-    if owner.get("host") != socket.gethostname():
-        return True
-    return _process_alive(int(owner.get("pid", -1)))
 
 
 def claimed_by_others(runs_dir: Path, names: Iterable[str]) -> set[str]:
-    """The runs among ``names`` that another live worker has claimed."""
-    return {name for name in names if _claim_is_live(claim_path(runs_dir, name))}
+    """The runs among ``names`` whose claim a process holds (another worker, or this one in `claim_run`).
 
-
-def _try_create(path: Path) -> bool:
-    try:
-        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:
-        return False
-    with os.fdopen(descriptor, "w") as handle:
-        json.dump({"host": socket.gethostname(), "pid": os.getpid()}, handle)
-    return True
+    A run that was never claimed has no lock file and is not probed (probing would create the file).
+    """
+    held = set()
+    for name in names:
+        path = claim_path(runs_dir, name)
+        if not path.exists():
+            continue
+        lock = _lock(path)
+        if _try_lock(lock, path):
+            lock.release()
+        else:
+            held.add(name)
+    return held
 
 
 @contextmanager
 def claim_run(runs_dir: Path, name: str) -> Iterator[bool]:
-    """Claim run ``name`` for this process; yields whether the claim was won (False: another worker has it).
+    """Claim run ``name`` for this process; yields whether the claim was won (False: another holder has it).
 
-    A stale claim (its process is gone) is removed and claimed afresh. A won claim is removed on exit.
+    A won claim is released on exit, also when the block raises; the lock file stays (see the module doc).
     """
     runs_dir.mkdir(parents=True, exist_ok=True)
     path = claim_path(runs_dir, name)
-    won = _try_create(path)
-    if not won and not _claim_is_live(path):
-        path.unlink(missing_ok=True)
-        won = _try_create(path)
+    lock = _lock(path)
+    won = _try_lock(lock, path)
     try:
         yield won
     finally:
         if won:
-            path.unlink(missing_ok=True)
+            lock.release()
