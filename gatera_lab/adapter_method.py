@@ -14,7 +14,10 @@ Gating is a setting (``gate=True``), not a subclass: the same `TokenGate` multip
 ``y = W0 x + b + g(x) * DeltaW(x)``, a user's subclass included.
 
 Subclasses that add hyper-parameters store each ``__init__`` argument under its own name (``self.x = x``)
-so `hparams` can record them in checkpoints and exports.
+so `hparams` can record them in checkpoints and exports. Every option is compared when a checkpoint is
+loaded into a method (`gatera_lab.checkpoint_metadata.check_checkpoint_matches`), except those listed in
+`AdapterMethod.training_only_options`; a subclass whose option acts only on training or initialisation
+adds it there.
 """
 
 from __future__ import annotations
@@ -59,6 +62,17 @@ class AdapterMethod:
 
     registry_name: ClassVar[str | None] = None
     registry_gated_name: ClassVar[str | None] = None
+    training_only_options: ClassVar[frozenset[str]] = frozenset(
+        {"dropout", "gate_bias", "gate_weight_init_std", "entropy_weight"}
+    )
+    """Options that do not change what a trained adapter computes, so a checkpoint may be loaded with others.
+
+    ``dropout`` is the identity in eval mode and, in training, a regulariser like the learning rate: the
+    trained tensors mean the same function whatever its value. ``gate_bias`` and ``gate_weight_init_std`` only
+    set the initial gate tensors, which a checkpoint overwrites; ``entropy_weight`` only weighs a loss term.
+    Every other option (``r``, ``alpha``, ``target_modules``, ``gate`` and any option a subclass adds) changes
+    the adapter's forward function or its tensors, and a checkpoint loaded with another value is refused.
+    """
 
     def __init__(
         self,
@@ -139,13 +153,21 @@ class AdapterMethod:
     # ------------------------------------------------------------------ machinery
     @property
     def name(self) -> str:
-        """The registry name (``hira_gate`` for a gated HiRA), or the class name for unregistered methods."""
-        if self.registry_name is not None and type(self).registry_name == self.registry_name:
+        """The registry name (``hira_gate`` for a gated HiRA), or the class name for unregistered methods.
+
+        Only a class that was registered itself has a registry name: an unregistered subclass of ``LoRA``
+        (which inherits the ``registry_name`` attribute) is named by its own class, e.g. ``ScaledLoRA`` or,
+        gated, ``ScaledLoRA+gate``.
+        """
+        method_class = type(self)
+        registered = vars(method_class).get("registry_name")
+        if registered is not None:
             if not self.gate:
-                return self.registry_name
-            if self.registry_gated_name is not None:
-                return self.registry_gated_name
-        base = self.registry_name or type(self).__name__
+                return registered
+            gated_name = vars(method_class).get("registry_gated_name")
+            if gated_name is not None:
+                return gated_name
+        base = registered or method_class.__name__
         return f"{base}+gate" if self.gate else base
 
     @property

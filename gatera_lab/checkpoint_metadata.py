@@ -7,19 +7,33 @@ Layout of a checkpoint written by `GateraModule`:
 - ``checkpoint["gatera"]``: ``method_name``, ``method_class_path``, ``method_hparams``, ``base_model``
   (name or folder) and ``fingerprint`` (the base model's architecture and adapted modules).
 - ``checkpoint["rng_states"]``: torch's CPU (and CUDA) generator states, so a resumed run continues exactly.
+
+A checkpoint is loaded (resumed, tested) only into the same method class with the same value of every
+option that changes what the adapter computes: every entry of ``method_hparams`` except the method's
+``training_only_options`` (`gatera_lab.adapter_method.AdapterMethod.training_only_options`: dropout, the gate
+initialisation and the entropy weight by default), so an option a user's subclass adds is compared too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 
+from gatera_lab.adapter_method import AdapterMethod
 from gatera_lab.errors import CheckpointMismatchError
 
 METADATA_KEY = "gatera"
 RNG_KEY = "rng_states"
-SHAPE_OPTIONS = ("r", "target_modules", "gate")  # options that change which tensors exist
+
+
+class _Absent:
+    def __repr__(self) -> str:
+        return "<absent>"
+
+
+_ABSENT = _Absent()  # an option one side does not record
 
 
 def checkpoint_metadata(method: Any, base_model: str, fingerprint: dict[str, Any]) -> dict[str, Any]:
@@ -33,9 +47,21 @@ def checkpoint_metadata(method: Any, base_model: str, fingerprint: dict[str, Any
 
 
 def check_checkpoint_matches(
-    saved: dict[str, Any] | None, current: dict[str, Any], saved_keys: set[str], expected_keys: set[str]
+    saved: dict[str, Any] | None,
+    current: dict[str, Any],
+    saved_keys: set[str],
+    expected_keys: set[str],
+    training_only: Iterable[str] | None = None,
 ) -> None:
-    """Raise `CheckpointMismatchError` if a checkpoint was written for another method or base model."""
+    """Raise `CheckpointMismatchError` if a checkpoint was written for another method, options or base model.
+
+    Args:
+        saved: the checkpoint's ``gatera`` metadata (None if it has none).
+        current: `checkpoint_metadata` of the model the checkpoint is loaded into.
+        saved_keys: the checkpoint's adapter tensor names; ``expected_keys``: the model's.
+        training_only: method options that may differ: the current method's ``training_only_options``
+            (default: those of `AdapterMethod`); every other option in either ``method_hparams`` must be equal.
+    """
     if saved is None:
         raise CheckpointMismatchError(
             "the checkpoint has no 'gatera' metadata: it was not written by gatera-lab's GateraModule"
@@ -45,15 +71,9 @@ def check_checkpoint_matches(
             raise CheckpointMismatchError(
                 f"the checkpoint was trained with {what} {saved.get(field)!r}, but this run uses {current[field]!r}"
             )
-    saved_hparams = saved.get("method_hparams", {})
-    for name in SHAPE_OPTIONS:
-        if name in current["method_hparams"] and _normalised(saved_hparams.get(name)) != _normalised(
-            current["method_hparams"][name]
-        ):
-            raise CheckpointMismatchError(
-                f"the checkpoint has method option {name}={saved_hparams.get(name)!r}, "
-                f"but this run uses {name}={current['method_hparams'][name]!r}"
-            )
+    if training_only is None:
+        training_only = AdapterMethod.training_only_options
+    _check_options(saved.get("method_hparams") or {}, current["method_hparams"], set(training_only))
     if saved.get("fingerprint") != current["fingerprint"]:
         raise CheckpointMismatchError(
             f"the checkpoint was trained on base model {saved.get('base_model')!r} "
@@ -67,8 +87,23 @@ def check_checkpoint_matches(
         )
 
 
+def _check_options(saved: dict[str, Any], current: dict[str, Any], training_only: set[str]) -> None:
+    """Every option but ``training_only`` equal in both (tuples equal to lists); the first difference raises."""
+    for name in dict.fromkeys([*current, *saved]):
+        if name in training_only:
+            continue
+        before, now = saved.get(name, _ABSENT), current.get(name, _ABSENT)
+        if _normalised(before) != _normalised(now):
+            raise CheckpointMismatchError(
+                f"the checkpoint has method option {name}={before!r}, but this run uses {name}={now!r}; "
+                f"{name} changes what the trained adapter computes, so the checkpoint cannot be loaded with it"
+            )
+
+
 def _normalised(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
+    if isinstance(value, tuple | list):
+        return [_normalised(item) for item in value]
+    return value
 
 
 def capture_rng_states() -> dict[str, Any]:

@@ -7,8 +7,9 @@ The method is rebuilt from the checkpoint's ``gatera`` metadata (its class impor
 else the ``base_model`` recorded in the checkpoint), and the adapter tensors are loaded (keys without their
 ``model.`` prefix). The prompt is then continued greedily and every gated module's gate on every token is
 drawn by `gatera_lab.diagnostics.plotting.gate_figure`: prompt tokens (prefill) and generated tokens
-(decode) side by side, the boundary marked, with histograms of both below. The checkpoint is unpickled
-(``torch.load(weights_only=False)``): open only checkpoints you trust.
+(decode) side by side, the boundary marked, with histograms of both below. The checkpoint is unpickled with
+``weights_only=True`` (`gatera_lab.checkpoint_file.load_checkpoint_file`): a file holding anything but
+tensors and plain values is refused before it can run code.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 
 from gatera_lab.adapter_method import AdapterMethod, adapter_state_dict
+from gatera_lab.checkpoint_file import load_checkpoint_file
 from gatera_lab.checkpoint_metadata import METADATA_KEY
 from gatera_lab.diagnostics.generation_trace import trace_generation
 from gatera_lab.diagnostics.plotting import gate_figure, gate_figure_size_px, save_png
@@ -62,12 +64,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"option --ckpt: checkpoint {str(path)!r} does not exist")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # any unpickling failure: not a checkpoint
-        raise ConfigError(
-            f"option --ckpt: {str(path)!r} is not a readable torch checkpoint ({error})"
-        ) from error
+    checkpoint = load_checkpoint_file(path, f"option --ckpt: {str(path)!r}")
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get(METADATA_KEY), dict):
         raise CheckpointMismatchError(
             f"{path}: no '{METADATA_KEY}' metadata; the checkpoint was not written by gatera-lab's GateraModule"

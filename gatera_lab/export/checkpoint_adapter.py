@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from gatera_lab.adapter_method import AdapterMethod
+from gatera_lab.checkpoint_file import load_checkpoint_file
 from gatera_lab.checkpoint_metadata import METADATA_KEY
 from gatera_lab.errors import ConfigError
 from gatera_lab.export.saved_adapter import SavedAdapter
@@ -58,17 +59,13 @@ def metadata_source(checkpoint_path: str | os.PathLike[str]) -> str:
 def read_checkpoint(checkpoint_path: str | os.PathLike[str]) -> tuple[SavedAdapter, dict[str, Tensor]]:
     """The metadata and the adapter tensors (keys without the ``model.`` prefix) of a GateraModule checkpoint.
 
-    The file is unpickled with ``weights_only=False``, as Lightning does: load only checkpoints you trust.
+    The file is unpickled with ``weights_only=True`` (`load_checkpoint_file`), so a checkpoint that holds
+    anything but tensors and plain values is refused with an `UnsafeCheckpointError` before it can run code.
     """
     path = Path(checkpoint_path)
     if not path.is_file():
         raise ConfigError(f"checkpoint {str(path)!r} does not exist")
-    try:
-        checkpoint: Any = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # a truncated or foreign file: report it as the user's input
-        raise ConfigError(
-            f"{path}: not a readable PyTorch checkpoint ({type(error).__name__}: {error})"
-        ) from error
+    checkpoint: Any = load_checkpoint_file(path)
     if not isinstance(checkpoint, dict) or METADATA_KEY not in checkpoint:
         raise ConfigError(
             f"{path}: no checkpoint[{METADATA_KEY!r}] metadata, so it was not written by gatera-lab's GateraModule"
@@ -100,6 +97,7 @@ def load_checkpoint_adapter(
         load_base: ``(name_or_path, dtype) -> model``; the dtype is that of the saved adapter tensors.
 
     Raises:
+        UnsafeCheckpointError: the file holds something other than tensors and plain values (it is not read).
         ConfigError: the file is not such a checkpoint, or the base model cannot be loaded.
         CheckpointMismatchError: the base model is not the one the adapter was trained on.
     """
