@@ -5,6 +5,16 @@ as in `TaskSpec.name` or as in the LLM-Adapters repository, optionally under ``d
 cache, else downloaded from the repository's raw GitHub URL into the cache (checked, then moved into place
 atomically). Offline, the error names the URL and the local path that would have been used.
 
+The URL names a fixed commit of the repository (`LLM_ADAPTERS_COMMIT`), and every file this module
+fetches from it is pinned (`PINNED_FILES`): a download that differs from its pin is a `DownloadError`
+naming both hashes and is not cached, and a cached copy is checked before each use (once per process while
+it is unchanged) and fetched again if it differs. Eleven files are pinned by SHA-256, computed from the
+copies in the project's shared data folder, which are byte-identical to the repository's blobs at that
+commit; the six files too large for the snapshot at hand (HellaSwag's test and train sets, the PIQA, SIQA
+and WinoGrande train sets, ``commonsense_170k.json``) are pinned by their git blob ids at that commit,
+which fix their bytes as well (see `gatera_lab.file_hashes`). Another ``base_url`` (a fork, a test server)
+serves other bytes, so its files are checked only against the ``pins`` given to `fetch_file`.
+
 Each record's instruction is parsed back into a `CommonsenseExample` and rendered again; a row whose
 rendering differs, or whose ``answer`` is not one of its labels, is an error naming the file and row.
 """
@@ -16,16 +26,38 @@ import re
 import shutil
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from datamodules.commonsense_tasks import TASKS, CommonsenseExample, DataFormatError, TaskSpec
 from datamodules.instruction_data import read_instruction_file
+from gatera_lab.atomic_write import atomic_path
 from gatera_lab.errors import ConfigError
-from gatera_lab.local_cache import DownloadError, cache_root, make_tempfile
+from gatera_lab.local_cache import DownloadError, cache_root, discard_unverified, require_pin
 
-LLM_ADAPTERS_RAW_URL = "https://raw.githubusercontent.com/AGI-Edgerunners/LLM-Adapters/main"
+LLM_ADAPTERS_COMMIT = "816657208af4db747803f87ba40a4c71383fed7a"  # main on 2024-03-10
+LLM_ADAPTERS_RAW_URL = f"https://raw.githubusercontent.com/AGI-Edgerunners/LLM-Adapters/{LLM_ADAPTERS_COMMIT}"
 COMMONSENSE_170K = "ft-training_set/commonsense_170k.json"
+PINNED_FILES: dict[str, str] = {
+    "dataset/boolq/train.json": "sha256:5ccbaceebaddc69765e1c4a363632196b81851d303696672165ab59ec4e48c83",
+    "dataset/boolq/test.json": "sha256:89df2397cbca81dc31adcc6f7f5b635821aa0565aafde46725b2b4bd39b4dfa9",
+    "dataset/piqa/train.json": "git-blob-sha1:44326ba946f8bd645bfa7a189e619d29b5bc17e5",
+    "dataset/piqa/test.json": "sha256:3860d11b9b42e590b6b4bbc1643214d373ed0b0d4ac62fcc7bdceb8e044ad141",
+    "dataset/social_i_qa/train.json": "git-blob-sha1:bd524129d80efdfabc8476bbedc4f41b400cfda0",
+    "dataset/social_i_qa/test.json": "sha256:71543f41127451945379d106ffedaef502f1c8770dff6d2f543aca85e3080b1d",
+    "dataset/hellaswag/train.json": "git-blob-sha1:ca68dc85fc2a2f73c9b1b8b0823cc41a8f669718",
+    "dataset/hellaswag/test.json": "git-blob-sha1:183c4920415f83ba4b793c4873a33e7e10bd1be5",
+    "dataset/winogrande/train.json": "git-blob-sha1:0b56375ac6b4464fa97abfb72812f15c772ba305",
+    "dataset/winogrande/test.json": "sha256:6946f5209e7114c65c6d04f8f644c5a061af20d730b1cfe158fff3dc44076fb9",
+    "dataset/ARC-Easy/train.json": "sha256:6a06cece3dec32f4fb1c1b0fc29dab14be7cf3053b417290dbc6cd845359f5ff",
+    "dataset/ARC-Easy/test.json": "sha256:3f32a84716ca6d57d38728bf80cc8117aecd17445c2cf29a68b571b810eb82dc",
+    "dataset/ARC-Challenge/train.json": "sha256:a9debff28aafed86a08211dc3584a3b6cb38edca8c56bb34cd5002ed54aeebfb",
+    "dataset/ARC-Challenge/test.json": "sha256:4a89ce368ae01a71d268d9851686738b2a0a1d84271116bab49a1dd2b48ecad7",
+    "dataset/openbookqa/train.json": "sha256:a1e094eeea01f70c0baa880f37497b26700ae99b243927b9c529984de9b1fe90",
+    "dataset/openbookqa/test.json": "sha256:8479930f7b8a26052c78250280b5465a4016ca7fc806af440d0f37e243f3099e",
+    COMMONSENSE_170K: "git-blob-sha1:529e426b33d4cdb1d0c4a275a1a7245ad081fd91",
+}
 DOWNLOAD_TIMEOUT_S = 60.0
 
 _TEMPLATES: dict[str, str] = {
@@ -62,19 +94,35 @@ def fetch_file(
     cache_dir: str | os.PathLike[str] | None = None,
     base_url: str = LLM_ADAPTERS_RAW_URL,
     timeout_s: float = DOWNLOAD_TIMEOUT_S,
+    pins: Mapping[str, str] | None = None,
 ) -> Path:
-    """The cached copy of ``relative_path`` of the LLM-Adapters repository, downloaded on first use."""
-    target = cache_root(cache_dir) / "llm_adapters" / relative_path
-    if target.is_file():
-        return target
+    """The cached copy of ``relative_path`` of the LLM-Adapters repository, downloaded on first use.
+
+    Args:
+        relative_path: the file's path in the repository, e.g. ``dataset/boolq/test.json``.
+        cache_dir: the cache root (default: `gatera_lab.local_cache.cache_root`).
+        base_url: where the repository's files are served.
+        timeout_s: network timeout of the download.
+        pins: ``{relative_path: pin}`` to check the file against; default `PINNED_FILES` for the pinned
+            `LLM_ADAPTERS_RAW_URL`, none for another ``base_url``.
+
+    Raises:
+        DownloadError: offline, or the download is not a valid LLM-Adapters file or differs from its pin.
+    """
+    if pins is None:
+        pins = PINNED_FILES if base_url.rstrip("/") == LLM_ADAPTERS_RAW_URL else {}
+    pin = pins.get(relative_path)
     url = remote_url(relative_path, base_url)
+    target = cache_root(cache_dir) / "llm_adapters" / relative_path
+    if target.is_file() and not discard_unverified(target, pin, url):
+        return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = make_tempfile(target, ".download")
     try:
-        with os.fdopen(handle, "wb") as file, urllib.request.urlopen(url, timeout=timeout_s) as response:
-            shutil.copyfileobj(response, file)
-        read_instruction_file(temporary)  # a truncated or wrong download fails here, before it is cached
-        os.replace(temporary, target)
+        with atomic_path(target, ".download") as temporary:
+            with temporary.open("wb") as file, urllib.request.urlopen(url, timeout=timeout_s) as response:
+                shutil.copyfileobj(response, file)
+            require_pin(temporary, pin, url, target)
+            read_instruction_file(temporary)  # a truncated or wrong download fails here, before it is cached
     except (urllib.error.URLError, OSError, TimeoutError) as error:
         raise DownloadError(
             f"could not download {url} ({getattr(error, 'reason', error)}); offline, place the file at {target} "
@@ -82,8 +130,6 @@ def fetch_file(
         ) from error
     except ConfigError as error:
         raise DownloadError(f"the download of {url} is not a valid LLM-Adapters file: {error}") from error
-    finally:
-        Path(temporary).unlink(missing_ok=True)
     return target
 
 

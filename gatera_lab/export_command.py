@@ -29,7 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="base model name or folder to load instead of the one recorded in the checkpoint",
     )
-    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a non-empty --out folder; only an adapter export (adapter_config.json or "
+        "gatera_adapter.json, with its safetensors file and nothing else) is replaced",
+    )
     parser.add_argument(
         "--format",
         choices=["auto", "peft", "gatera"],
@@ -40,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``gatera-lab export``; returns the exit status (0 on success, 1 on a gatera-lab error)."""
+    """Run ``gatera-lab export``; returns the exit status (0 on success, 2 on a gatera-lab error)."""
     args = build_parser().parse_args(argv)
     try:
         loaded = load_checkpoint_adapter(args.ckpt, base_model=args.base_model)
@@ -55,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     except GateraError as error:
         print(f"gatera-lab export: error: {error}", file=sys.stderr)
-        return 1
+        return 2
     print(f"wrote {loaded.method.name} adapter ({chosen} format, base {loaded.base_model}) to {out}")
     return 0
 

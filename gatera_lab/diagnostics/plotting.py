@@ -13,7 +13,6 @@ Bottom panel: histograms of the gates on prompt tokens (prefill) and on generate
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from gatera_lab.atomic_write import atomic_file
 from gatera_lab.diagnostics.generation_trace import GateTrace
-from gatera_lab.local_cache import make_tempfile
 
 DPI = 100
 TOKEN_PX, ROW_PX = 16, 14
@@ -166,15 +165,8 @@ def figure_rgb(figure: Figure) -> np.ndarray:
 
 
 def save_png(figure: Figure, path: str | Path) -> Path:
-    """Write ``figure`` as a PNG atomically (a temporary file in the same folder, then a rename)."""
+    """Write ``figure`` as a PNG atomically and durably (`gatera_lab.atomic_write.atomic_file`)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = make_tempfile(path, suffix=".png")  # a plain file's permissions, not mkstemp's 0600
-    os.close(handle)
-    try:
-        figure.savefig(temporary, format="png", dpi=DPI)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_file(path, "wb") as file:
+        figure.savefig(file, format="png", dpi=DPI)
     return path

@@ -21,8 +21,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from gatera_lab.atomic_write import write_json_atomic
 from gatera_lab.errors import ConfigError
-from gatera_lab.local_cache import write_json_atomic
 
 SCHEMA = 1
 
@@ -71,7 +71,12 @@ def load_records(records_dir: str | os.PathLike[str]) -> dict[str, dict[str, Any
 
 
 def write_record(records_dir: str | os.PathLike[str], record: dict[str, Any]) -> Path:
-    """Write ``record`` as ``<records_dir>/<name>.json`` (temporary file in the same folder, then a rename)."""
+    """Write ``record`` as ``<records_dir>/<name>.json``, atomically and durably.
+
+    A temporary ``.<name>.json.XXXX.tmp`` in the same folder is written, fsynced and renamed into place
+    (`gatera_lab.atomic_write`): a sweep killed while writing leaves the previous record or the complete new
+    one, and `load_records` never sees the temporary file (it reads ``*.json`` only).
+    """
     record = json_safe({**record, "schema": SCHEMA})
     path = record_path(records_dir, record["name"])
     write_json_atomic(path, record)

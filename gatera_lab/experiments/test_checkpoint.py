@@ -16,24 +16,26 @@ from pathlib import Path
 
 import torch
 
-from gatera_lab.local_cache import make_tempfile
+from gatera_lab.atomic_write import atomic_file
+from gatera_lab.checkpoint_file import load_checkpoint_file
+from gatera_lab.errors import ConfigError
 
 DROPPED = ("hyper_parameters", "hparams_name", "optimizer_states", "lr_schedulers")
 
 
 def write_test_checkpoint(checkpoint: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
-    """Write ``checkpoint`` without the `DROPPED` entries to ``target``; returns ``target``."""
+    """Write ``checkpoint`` without the `DROPPED` entries to ``target``; returns ``target``.
+
+    The checkpoint is read with ``weights_only=True`` (`load_checkpoint_file`): one that holds anything but
+    tensors and plain values is refused with an `UnsafeCheckpointError` naming it, and nothing is written.
+    """
     target = Path(target)
+    content = load_checkpoint_file(checkpoint)
+    if not isinstance(content, dict):
+        raise ConfigError(f"{checkpoint}: not a Lightning checkpoint (it holds a {type(content).__name__})")
     target.parent.mkdir(parents=True, exist_ok=True)
-    content = torch.load(checkpoint, map_location="cpu", weights_only=False)
     for key in DROPPED:
         content.pop(key, None)
-    handle, temporary = make_tempfile(target)
-    os.close(handle)
-    try:
-        torch.save(content, temporary)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_file(target, "wb") as file:
+        torch.save(content, file)
     return target

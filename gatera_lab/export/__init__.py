@@ -4,7 +4,8 @@
   format (`peft_format`), every other method in the gatera format (`gatera_format`, documented there:
   ``gatera_adapter.json`` + ``adapter.safetensors``);
 - `load_checkpoint_adapter` (`checkpoint_adapter`): a GateraModule checkpoint onto its base model;
-- `atomic_folder`: the all-or-nothing folder writer both formats use.
+- `atomic_folder`: the all-or-nothing, fsynced folder writer both formats use; `export_folder`: which
+  folders ``overwrite`` may replace (adapter exports holding nothing else).
 """
 
 from gatera_lab.export.adapter_io import export_adapter, export_format, load_adapter

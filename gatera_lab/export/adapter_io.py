@@ -3,7 +3,8 @@
 Ungated LoRA, DoRA and HiRA are written in the Hugging Face PEFT format (`gatera_lab.export.peft_format`),
 so ``peft.PeftModel.from_pretrained(base, folder)`` serves them; every other method (the gated ones, a
 user's subclass) in the gatera format (`gatera_lab.export.gatera_format`). `load_adapter` reads both.
-Folders are written atomically (`gatera_lab.export.atomic_folder`).
+Folders are written atomically and durably (`gatera_lab.export.atomic_folder`), and ``overwrite`` replaces only
+a folder that is an adapter export (`gatera_lab.export.export_folder`).
 """
 
 from __future__ import annotations
@@ -12,14 +13,20 @@ import os
 from pathlib import Path
 from typing import Literal
 
+from safetensors import SafetensorError
 from torch import nn
 
 from gatera_lab.adapter_method import AdapterMethod, adapter_layers
-from gatera_lab.errors import ConfigError
+from gatera_lab.errors import ConfigError, GateraError
 from gatera_lab.export import gatera_format, peft_format
 from gatera_lab.export.atomic_folder import atomic_folder
+from gatera_lab.export.export_folder import require_adapter_export
 
 ExportFormat = Literal["auto", "peft", "gatera"]
+
+
+class ExportWriteError(GateraError, OSError):
+    """An adapter folder could not be written (full disk, no permission, I/O error); names the folder."""
 
 
 def export_format(method: AdapterMethod, requested: ExportFormat = "auto") -> Literal["peft", "gatera"]:
@@ -52,14 +59,17 @@ def export_adapter(
         method: the `AdapterMethod` whose layers ``model`` holds.
         out_dir: the folder to create; written atomically.
         base_model_name_or_path: the base model the adapter belongs to (recorded in the config).
-        overwrite: replace an existing non-empty ``out_dir``.
+        overwrite: replace an existing non-empty ``out_dir``, which must be an adapter export and hold
+            nothing else (`gatera_lab.export.export_folder.require_adapter_export`).
         format: ``auto`` (PEFT for ungated lora/dora/hira, gatera otherwise), ``peft`` or ``gatera``.
 
     Returns:
         ``out_dir`` as a `Path`.
 
     Raises:
-        ConfigError: ``model`` has no layers of ``method``, the format cannot hold it, or ``out_dir`` is taken.
+        ConfigError: ``model`` has no layers of ``method``, the format cannot hold it, or ``out_dir`` is taken
+            (non-empty without ``overwrite``, or not an adapter export).
+        ExportWriteError: the folder could not be written (full disk, ...); ``out_dir`` is unchanged.
     """
     layers = [layer for _, layer in adapter_layers(model)]
     if not layers:
@@ -68,8 +78,14 @@ def export_adapter(
         raise ConfigError(f"the adapter layers of {type(model).__name__} were not made by method {method!r}")
     chosen = export_format(method, format)
     writer = peft_format.write_peft_adapter if chosen == "peft" else gatera_format.write_gatera_adapter
-    with atomic_folder(out_dir, overwrite=overwrite) as staging:
-        writer(staging, model, method, str(base_model_name_or_path))
+    try:
+        with atomic_folder(out_dir, overwrite=overwrite, replaceable=require_adapter_export) as staging:
+            writer(staging, model, method, str(base_model_name_or_path))
+    except (OSError, SafetensorError) as error:  # a full disk, a read-only folder, an I/O error
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise ExportWriteError(
+            f"could not write adapter folder {str(out_dir)!r} ({reason}); it was left as it was before"
+        ) from error
     return Path(out_dir)
 
 
