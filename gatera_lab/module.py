@@ -2,8 +2,11 @@
 
 Loss: ``L = L_task + lambda * mean_{l,t} H(g_lt)``, the causal-LM loss (on response tokens, or on the whole
 sequence) plus the gate entropy regulariser over real tokens when the method is gated
-(``lambda = method.entropy_weight``). AdamW updates the adapter parameters only. Checkpoints hold the
-adapter tensors only (see `gatera_lab.checkpoint_metadata`); the frozen base is reloaded from ``model``.
+(``lambda = method.entropy_weight``). Under DDP both means are over the tokens of the global batch
+(`gatera_lab.global_token_mean`): W processes with one batch each get the gradient that one process gets
+from the W batches together. Evaluation scores every row once (`DistributedEvalSampler`) and sums the
+per-task counts over processes. AdamW updates the adapter parameters only. Checkpoints hold the adapter
+tensors only (see `gatera_lab.checkpoint_metadata`); the frozen base is reloaded from ``model``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from gatera_lab.checkpoint_metadata import (
 from gatera_lab.errors import ConfigError
 from gatera_lab.evaluation import Protocol, TaskAccuracy, evaluate_batch
 from gatera_lab.evaluation.test_report import is_eval_batch, report_test_results
+from gatera_lab.global_token_mean import data_parallel_world_size, global_token_shares, scale_gradient
 from gatera_lab.optimization import Schedule, build_optimizer
 from gatera_lab.registry import build_method
 from gatera_lab.run_folder import run_folder
@@ -146,6 +150,27 @@ class GateraModule(L.LightningModule):
                 losses["loss"] = task + self.method.entropy_weight * entropy
         return losses
 
+    def training_objective(self, batch: dict[str, Tensor], losses: dict[str, Tensor]) -> Tensor:
+        """What ``training_step`` backpropagates: ``losses["loss"]`` (same value), with each mean's gradient
+        scaled by this process's token share so that DDP's gradient average is the global batch's.
+
+        The task loss is a mean over target tokens, the gate entropy one over real tokens (see
+        `gatera_lab.global_token_mean`); one all-reduce of the two counts under DDP, none otherwise.
+        """
+        if data_parallel_world_size() == 1:
+            return losses["loss"]
+        target_mask = (
+            batch["response_mask"] if self.hparams.loss_on == "response" else batch["attention_mask"]
+        )
+        counts = torch.stack([(target_mask[:, 1:] != 0).sum(), (batch["attention_mask"] != 0).sum()])  # (2,)
+        task_share, entropy_share = global_token_shares(counts)
+        objective = scale_gradient(losses["task"], task_share)
+        if "entropy" in losses and self.method.entropy_weight > 0:
+            objective = objective + self.method.entropy_weight * scale_gradient(
+                losses["entropy"], entropy_share
+            )
+        return objective
+
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         losses = self.compute_losses(batch)
         batch_size = batch["input_ids"].shape[0]
@@ -158,7 +183,7 @@ class GateraModule(L.LightningModule):
                 self.method.entropy_weight * losses["entropy"].detach(),
                 batch_size=batch_size,
             )
-        return losses["loss"]
+        return self.training_objective(batch, losses)
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
         if is_eval_batch(batch):
@@ -207,6 +232,30 @@ class GateraModule(L.LightningModule):
             )
         return tuple(names)
 
+    def _start_accuracy(self, stage: str) -> None:
+        """A fresh metric for ``stage`` on every process when the DataModule names its tasks.
+
+        Built at the epoch start, not at the first evaluation batch, so that every process holds one and
+        joins its sync at the epoch end even if it got no evaluation batch (the sync is a collective).
+        """
+        self.accuracy.pop(stage, None)
+        datamodule = self.trainer.datamodule
+        if getattr(datamodule, "val_task_names" if stage == "val" else "task_names", None):
+            self.accuracy[stage] = TaskAccuracy(self._task_names(stage)).to(self.device)
+
+    def _finish_accuracy(self, stage: str) -> tuple[dict[str, Tensor], dict[str, tuple[int, int]]] | None:
+        """The stage's accuracies and ``{task: (correct, total)}``, both summed over every process.
+
+        None when no process scored a row. Every process calls this (the sync is a collective).
+        """
+        metric = self.accuracy.pop(stage, None)
+        if metric is None:
+            return None
+        counts = metric.counts()  # synced: the same on every process
+        if not counts:
+            return None
+        return metric.compute(), counts
+
     def _evaluate(self, stage: str, batch: dict[str, Tensor], protocol: Protocol) -> None:
         if stage not in self.accuracy:
             self.accuracy[stage] = TaskAccuracy(self._task_names(stage)).to(self.device)
@@ -221,25 +270,26 @@ class GateraModule(L.LightningModule):
         self.accuracy[stage].update(outcome.task_index, outcome.correct)
 
     def on_validation_epoch_start(self) -> None:
-        self.accuracy.pop("val", None)
+        self._start_accuracy("val")
 
     def on_test_epoch_start(self) -> None:
-        self.accuracy.pop("test", None)
+        self._start_accuracy("test")
 
+    # The accuracies are already summed over processes (equal everywhere); ``sync_dist`` averages equal values.
     def on_validation_epoch_end(self) -> None:
-        metric = self.accuracy.pop("val", None)
-        if metric is not None:
-            accuracies = metric.compute()
-            self.log("val/acc", accuracies.pop("avg"), prog_bar=True, sync_dist=False)
-            self.log_dict({f"val/acc_{task}": value for task, value in accuracies.items()}, sync_dist=False)
+        finished = self._finish_accuracy("val")
+        if finished is not None:
+            accuracies = finished[0]
+            self.log("val/acc", accuracies.pop("avg"), prog_bar=True, sync_dist=True)
+            self.log_dict({f"val/acc_{task}": value for task, value in accuracies.items()}, sync_dist=True)
 
     def on_test_epoch_end(self) -> None:
-        metric = self.accuracy.pop("test", None)
-        if metric is None:
+        finished = self._finish_accuracy("test")
+        if finished is None:
             return
-        accuracies = {task: float(value) for task, value in metric.compute().items()}
-        counts = metric.counts()
-        self.log_dict({f"test/acc_{task}": value for task, value in accuracies.items()}, sync_dist=False)
+        accuracies = {task: float(value) for task, value in finished[0].items()}
+        counts = finished[1]
+        self.log_dict({f"test/acc_{task}": value for task, value in accuracies.items()}, sync_dist=True)
         self.test_results = {
             "method": self.method.name,
             "model": self.hparams.model,
@@ -293,5 +343,6 @@ class GateraModule(L.LightningModule):
             self._metadata(),
             set(checkpoint["state_dict"]),
             self._adapter_keys(),
+            training_only=self.method.training_only_options,
         )
         restore_rng_states(checkpoint.get(RNG_KEY))

@@ -1,7 +1,8 @@
 """`TaskAccuracy`: per-task accuracy over a multi-task evaluation, as a torchmetrics `Metric`.
 
 States are per-task sums of correct predictions and of rows (reduced by summation across processes), so
-the result is exact under DDP: ``acc_t = correct_t / total_t`` and ``avg = mean_t acc_t`` over the tasks
+`compute` and `counts` are exact under DDP, provided each row is scored by one process only (see
+`DistributedEvalSampler`): ``acc_t = correct_t / total_t`` and ``avg = mean_t acc_t`` over the tasks
 that received rows (the papers' "Avg" column: a plain mean of task accuracies, not of rows).
 """
 
@@ -58,9 +59,18 @@ class TaskAccuracy(Metric):
         return result
 
     def counts(self) -> dict[str, tuple[int, int]]:
-        """``{task: (correct, total)}`` of the tasks seen so far (this process only before a sync)."""
+        """``{task: (correct, total)}`` of the tasks that received rows, summed over all processes.
+
+        Reads the states synced across processes, as `compute` does (``compute`` restores this process's
+        own states when it returns, so they must be synced again here). Under DDP this is a collective:
+        every process calls it.
+        """
+        with self.sync_context(
+            dist_sync_fn=self.dist_sync_fn, should_sync=self._to_sync, should_unsync=self._should_unsync
+        ):
+            correct, total = self.correct.tolist(), self.total.tolist()
         return {
-            name: (int(self.correct[index]), int(self.total[index]))
+            name: (correct[index], total[index])
             for index, name in enumerate(self.task_names)
-            if self.total[index] > 0
+            if total[index] > 0
         }
