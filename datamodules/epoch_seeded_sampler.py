@@ -1,34 +1,100 @@
-"""A shuffling sampler whose order depends only on (seed, epoch), so a resumed run sees the same batches."""
+"""A shuffling sampler whose order depends only on (seed, epoch) and whose place in the epoch is checkpointed."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
+from typing import Any
 
-import torch
-from torch.utils.data import Sampler
+import torch.distributed as dist
+from torch.utils.data import DistributedSampler
+
+from gatera_lab.errors import CheckpointMismatchError
 
 
-class EpochSeededSampler(Sampler[int]):
-    """A random permutation of ``range(size)`` drawn from ``seed + epoch``.
+class EpochSeededSampler(DistributedSampler):
+    """This rank's share of a permutation of ``range(size)`` drawn from ``seed + epoch``, from ``position`` on.
 
-    Lightning calls ``set_epoch`` at the start of every epoch (as for ``DistributedSampler``), so the
-    order of epoch ``e`` is the same whether the run was interrupted or not.
+    Order of epoch ``e`` (`DistributedSampler`'s): ``torch.randperm(size)`` from a generator seeded with
+    ``seed + e`` (``range(size)`` without shuffling), padded with its first indices to
+    ``num_replicas * num_samples`` (``num_samples = ceil(size / num_replicas)``); rank ``r`` takes the
+    indices at ``r, r + num_replicas, ...``. With one replica that is the permutation itself. Being a
+    `DistributedSampler`, Lightning uses it as it is under DDP instead of wrapping it in a
+    ``DistributedSamplerWrapper`` (which would reshuffle it and never pass ``set_epoch`` on).
+
+    Place in the epoch: ``position`` of this rank's ``num_samples`` indices were already delivered
+    (`ResumableLoader` advances it batch by batch); ``__iter__`` yields the rest, ``share[position:]``.
+    ``set_epoch(e)`` with a new ``e`` starts epoch ``e`` at position 0 and with the current one keeps the
+    position (Lightning calls it again after restoring a mid-epoch checkpoint); iterating a finished epoch
+    starts the next one. ``state_dict`` / ``load_state_dict`` carry ``(epoch, position)`` through a checkpoint.
     """
 
-    def __init__(self, size: int, seed: int = 0, shuffle: bool = True) -> None:
+    def __init__(
+        self,
+        size: int,
+        seed: int = 0,
+        shuffle: bool = True,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+    ) -> None:
+        """
+        Args:
+            size: number of examples.
+            seed: seed of the order (epoch ``e`` uses ``seed + e``).
+            shuffle: False for ``range(size)`` in every epoch.
+            num_replicas: processes sharing the data (default: the initialised process group's size, else 1).
+            rank: this process's index (default: its rank in the initialised process group, else 0).
+        """
+        distributed = dist.is_available() and dist.is_initialized()
+        if num_replicas is None:
+            num_replicas = dist.get_world_size() if distributed else 1
+        if rank is None:
+            rank = dist.get_rank() if distributed else 0
+        super().__init__(range(size), num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed)
         self.size = size
-        self.seed = seed
-        self.shuffle = shuffle
-        self.epoch = 0
+        self.position = 0
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        if epoch != self.epoch:
+            self.epoch, self.position = epoch, 0
+
+    def advance(self, count: int) -> None:
+        """Record that ``count`` more indices of this epoch were delivered (clamped to the epoch's end)."""
+        self.position = min(self.position + count, self.num_samples)
 
     def __iter__(self) -> Iterator[int]:
-        if not self.shuffle:
-            return iter(range(self.size))
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        return iter(torch.randperm(self.size, generator=generator).tolist())
+        if self.position >= self.num_samples and self.num_samples > 0:
+            self.set_epoch(self.epoch + 1)
+        share = list(super().__iter__())  # (num_samples,) indices of epoch `self.epoch` for this rank
+        return iter(share[self.position :])
 
-    def __len__(self) -> int:
-        return self.size
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "position": self.position,
+            "size": self.size,
+            "seed": self.seed,
+            "shuffle": self.shuffle,
+            "num_replicas": self.num_replicas,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue where ``state`` stopped; a mid-epoch ``state`` must come from the same data and devices.
+
+        Raises:
+            CheckpointMismatchError: ``state`` stopped inside an epoch and its size, seed, shuffling or
+                number of replicas differ from this sampler's (its remaining indices mean nothing here).
+        """
+        finished = state["position"] >= math.ceil(state["size"] / state["num_replicas"])
+        saved = (state["size"], state["seed"], state["shuffle"], state["num_replicas"])
+        ours = (self.size, self.seed, self.shuffle, self.num_replicas)
+        if not finished and saved != ours:
+            raise CheckpointMismatchError(
+                f"the checkpoint stopped inside epoch {state['epoch']} of a training order of "
+                f"{state['size']} rows (seed {state['seed']}, shuffle {state['shuffle']}, "
+                f"{state['num_replicas']} process(es)), but this run's is {self.size} rows (seed {self.seed}, "
+                f"shuffle {self.shuffle}, {self.num_replicas} process(es)): resume with the same data options "
+                "and number of devices, or from a checkpoint written at the end of an epoch"
+            )
+        self.epoch = state["epoch"]
+        self.position = self.num_samples if finished else state["position"]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import torch
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from datamodules.epoch_seeded_sampler import EpochSeededSampler
 from datamodules.instruction_data import InstructionCollator, TokenizedExample
+from datamodules.resumable_loader import ResumableLoader
 
 
 def padding_id(tokenizer: PreTrainedTokenizerBase) -> int:
@@ -21,12 +23,29 @@ def instruction_loader(
     num_workers: int,
     shuffle_seed: int | None = None,
 ) -> DataLoader:
-    """Right-padded batches of ``examples``; with ``shuffle_seed``, in an order drawn from (seed, epoch)."""
-    sampler = None if shuffle_seed is None else EpochSeededSampler(len(examples), seed=shuffle_seed)
-    return DataLoader(
+    """Right-padded batches of ``examples``; with ``shuffle_seed``, in an order drawn from (seed, epoch).
+
+    With ``shuffle_seed`` the loader is a `ResumableLoader` over an `EpochSeededSampler` (this process's share
+    under DDP): a checkpoint records its place in the epoch and a resumed fit continues from there.
+
+    Each loader has its own ``generator``: a DataLoader without one draws its workers' base seed from the
+    global RNG whenever it is iterated, so a resumed run (which starts a new iterator mid-epoch, and skips a
+    validation that was due when its checkpoint was written) would shift the dropout masks of every later step.
+    """
+    collate_fn = InstructionCollator(padding_id(tokenizer))
+    if shuffle_seed is None:
+        return DataLoader(
+            examples,
+            batch_size=batch_size,
+            collate_fn=collate_fn,
+            num_workers=num_workers,
+            generator=torch.Generator().manual_seed(0),
+        )
+    return ResumableLoader(
         examples,
         batch_size=batch_size,
-        sampler=sampler,
-        collate_fn=InstructionCollator(padding_id(tokenizer)),
+        sampler=EpochSeededSampler(len(examples), seed=shuffle_seed),
+        collate_fn=collate_fn,
         num_workers=num_workers,
+        generator=torch.Generator().manual_seed(shuffle_seed),
     )
