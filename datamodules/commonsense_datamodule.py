@@ -4,6 +4,7 @@
 - ``val_dataloader``: two loaders over the same held-out rows: index 0 gives loss batches (as training),
   index 1 gives evaluation batches (`EvalCollator`: left-padded prompts, candidate labels, ``gold``,
   ``task_index``) for log-likelihood accuracy. An evaluation batch is recognised by its ``candidate_ids``.
+  With ``val_size=0`` there are no validation loaders and Lightning skips validation.
 - ``test_dataloader``: evaluation batches over the test sets of ``tasks`` (``test_limit`` rows each).
 
 ``task_names`` orders ``task_index`` of test batches and ``val_task_names`` that of validation batches
@@ -19,12 +20,16 @@ from datamodules.commonsense_eval_items import eval_items_from_examples, eval_it
 from datamodules.commonsense_tasks import TASK_NAMES, Source, load_test_sets, resolve_task
 from datamodules.instruction_data import TokenizedExample, tokenize_instruction
 from datamodules.instruction_loaders import instruction_loader, padding_id
+from datamodules.option_checks import require_at_least
+from datamodules.train_loader_state import TrainLoaderState
 from datamodules.training_mixture import ARC_OPENBOOKQA, build_training_mixture
+from datamodules.truncation_report import TruncationReport, truncation_report, warn_truncation
 from gatera_lab.errors import ConfigError
+from gatera_lab.evaluation.distributed_eval_sampler import DistributedEvalSampler
 from gatera_lab.evaluation.eval_batch import EvalCollator, EvalItem
 
 
-class CommonsenseDataModule(L.LightningDataModule):
+class CommonsenseDataModule(TrainLoaderState, L.LightningDataModule):
     """The commonsense benchmark of LLM-Adapters / DoRA / HiRA / GateRA, offline by default."""
 
     def __init__(
@@ -50,9 +55,11 @@ class CommonsenseDataModule(L.LightningDataModule):
                 ``commonsense_170k.json`` for training, ``<task>/test.json`` for testing).
             tasks: tasks to train and test on (default: all eight).
             per_task_cap: at most this many training rows per task (int, or ``{task: cap}``); None for all.
-            val_size: rows of the mixture held out for validation (HiRA: 120).
+            val_size: rows of the mixture held out for validation (HiRA: 120); 0 for none (no validation
+                loaders: Lightning skips validation).
             test_limit: first rows of each test set to test on; None for all.
-            max_length: longest training sequence in tokens (the prompt loses tokens from its start).
+            max_length: longest training sequence in tokens (the prompt loses tokens from its start;
+                ``setup`` warns with the count of cut rows, also kept in ``truncation``).
             batch_size: training and validation-loss batch size.
             eval_batch_size: batch size of evaluation batches (each row carries all its candidates).
             num_workers: DataLoader worker processes.
@@ -61,8 +68,12 @@ class CommonsenseDataModule(L.LightningDataModule):
             data_dir: for ``llm_adapters``, a local folder with the JSON files.
         """
         super().__init__()
-        if max_length < 2:
-            raise ConfigError(f"option 'max_length' must be >= 2, got {max_length}")
+        require_at_least("val_size", val_size, 0)
+        require_at_least("test_limit", test_limit, 1, none_means="all rows")
+        require_at_least("max_length", max_length, 2)
+        require_at_least("num_workers", num_workers, 0)
+        if isinstance(per_task_cap, int):
+            require_at_least("per_task_cap", per_task_cap, 1, none_means="all rows")
         if batch_size < 1 or eval_batch_size < 1:
             raise ConfigError(
                 f"options 'batch_size' and 'eval_batch_size' must be >= 1, got {batch_size}, {eval_batch_size}"
@@ -84,13 +95,14 @@ class CommonsenseDataModule(L.LightningDataModule):
         self.val_examples: list[TokenizedExample] = []
         self.val_items: list[EvalItem] = []
         self.test_items: list[EvalItem] = []
+        self.truncation: dict[str, TruncationReport] = {}  # per split, after setup("fit")
 
     def setup(self, stage: str | None = None) -> None:
         from gatera_lab.model_loading import load_tokenizer
 
         if self.tokenizer is None:
             self.tokenizer = load_tokenizer(self.tokenizer_name, cache_dir=self.cache_dir)
-        if stage in (None, "fit", "validate") and not self.val_items:
+        if stage in (None, "fit", "validate") and not self.train_examples:
             mixture = build_training_mixture(
                 self.task_names,
                 self.per_task_cap,
@@ -106,9 +118,15 @@ class CommonsenseDataModule(L.LightningDataModule):
             self.val_examples = [
                 tokenize_instruction(r, self.tokenizer, self.max_length) for r in mixture.validation
             ]
-            self.val_items = eval_items_from_records(
-                mixture.validation, self.tokenizer, self.val_task_names, origin="validation"
-            )
+            if mixture.validation:
+                self.val_items = eval_items_from_records(
+                    mixture.validation, self.tokenizer, self.val_task_names, origin="validation"
+                )
+            self.truncation = {
+                "train": truncation_report(self.train_examples, "training", self.max_length),
+                "validation": truncation_report(self.val_examples, "validation", self.max_length),
+            }
+            warn_truncation(list(self.truncation.values()), type(self).__name__)
         if stage in (None, "test") and not self.test_items:
             examples = load_test_sets(
                 self.task_names, self.source, self.cache_dir, self.data_dir, self.test_limit
@@ -119,16 +137,21 @@ class CommonsenseDataModule(L.LightningDataModule):
         return DataLoader(
             items,
             batch_size=self.eval_batch_size,
+            sampler=DistributedEvalSampler(items),  # under DDP: each row on one process, none repeated
             collate_fn=EvalCollator(padding_id(self.tokenizer)),
             num_workers=self.num_workers,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return instruction_loader(
+        loader = instruction_loader(
             self.train_examples, self.tokenizer, self.batch_size, self.num_workers, shuffle_seed=self.seed
         )
+        return self.track_train_loader(loader)  # its place in the epoch is checkpointed (TrainLoaderState)
 
     def val_dataloader(self) -> list[DataLoader]:
+        """Loss and evaluation loaders over the held-out rows; none (``[]``) when ``val_size=0``."""
+        if not self.val_examples:
+            return []
         loss_loader = instruction_loader(self.val_examples, self.tokenizer, self.batch_size, self.num_workers)
         return [loss_loader, self._eval_loader(self.val_items)]
 

@@ -7,7 +7,6 @@ prefill/decode gate diagnostics both use it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,43 +16,56 @@ from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
 from datamodules.instruction_prompt import render_prompt
+from datamodules.json_text_file import read_json_file
 from gatera_lab.errors import ConfigError
 
 REQUIRED_FIELDS = ("instruction", "output")
 
 
 def read_instruction_file(path: str | Path) -> list[dict[str, str]]:
-    """Read a JSON list of LLM-Adapters records, with errors that name the file and the row."""
+    """Read a JSON list of LLM-Adapters records, with errors that name the file, the row and the field.
+
+    The file may be UTF-8 (with or without a byte-order mark) or UTF-16/UTF-32 (see `read_json_file`).
+    """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"instruction file {str(path)!r} does not exist")
-    try:
-        records = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ConfigError(
-            f"{path}: not valid JSON ({error.msg} at line {error.lineno} column {error.colno})"
-        ) from error
+    records = read_json_file(path)
     if not isinstance(records, list):
-        raise ConfigError(f"{path}: expected a JSON list of records, got {type(records).__name__}")
+        raise ConfigError(f"{path}: expected a JSON list of records, got {_json_type(records)}")
     for row, record in enumerate(records):
         if not isinstance(record, dict):
-            raise ConfigError(f"{path}, row {row}: expected an object, got {type(record).__name__}")
+            raise ConfigError(f"{path}, row {row}: expected an object, got {_json_type(record)}")
         for field in REQUIRED_FIELDS:
-            if not isinstance(record.get(field), str):
-                raise ConfigError(f"{path}, row {row}: field {field!r} is missing or not a string")
-        if "input" in record and not isinstance(record["input"], str):
-            raise ConfigError(f"{path}, row {row}: field 'input' must be a string")
+            if field not in record:
+                raise ConfigError(f"{path}, row {row}: field {field!r} is missing")
+        for field in (*REQUIRED_FIELDS, "input"):
+            if field in record and not isinstance(record[field], str):
+                raise ConfigError(
+                    f"{path}, row {row}: field {field!r} must be a string, got {_json_type(record[field])}"
+                )
     if not records:
         raise ConfigError(f"{path}: the file holds no records")
     return records
 
 
+def _json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type (``object``, ``list``, ``number``, ...)."""
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
 @dataclass(frozen=True)
 class TokenizedExample:
-    """One training sequence: token ids and, per token, whether it belongs to the response."""
+    """One training sequence: token ids, per token whether it belongs to the response, and what was cut.
+
+    ``prompt_cut`` and ``response_cut`` count the tokens removed to fit ``max_length`` (0 when it fit).
+    """
 
     input_ids: list[int]
     response_mask: list[bool]
+    prompt_cut: int = 0
+    response_cut: int = 0
 
 
 def tokenize_instruction(
@@ -61,19 +73,26 @@ def tokenize_instruction(
 ) -> TokenizedExample:
     """``prompt`` and ``output + eos`` tokenised separately (so the boundary is exact), then concatenated.
 
-    Sequences longer than ``max_length`` lose tokens from the left of the prompt, so the response survives.
+    Sequences longer than ``max_length`` lose tokens from the left of the prompt, so the response survives;
+    only a response longer than ``max_length`` itself loses the whole prompt and its own end. The example
+    records both counts (`datamodules.truncation_report` sums them per split).
     """
     prompt_ids = tokenizer(render_prompt(record["instruction"], record.get("input", "")))["input_ids"]
     response_ids = tokenizer(record["output"], add_special_tokens=False)["input_ids"]
     if tokenizer.eos_token_id is not None:
         response_ids = [*response_ids, tokenizer.eos_token_id]
     overflow = len(prompt_ids) + len(response_ids) - max_length
+    prompt_cut = response_cut = 0
     if overflow > 0:
-        prompt_ids = prompt_ids[min(overflow, len(prompt_ids)) :]
-        response_ids = response_ids[: max_length - len(prompt_ids)]
+        prompt_cut = min(overflow, len(prompt_ids))
+        response_cut = overflow - prompt_cut
+        prompt_ids = prompt_ids[prompt_cut:]
+        response_ids = response_ids[: len(response_ids) - response_cut]
     return TokenizedExample(
         input_ids=[*prompt_ids, *response_ids],
         response_mask=[False] * len(prompt_ids) + [True] * len(response_ids),
+        prompt_cut=prompt_cut,
+        response_cut=response_cut,
     )
 
 

@@ -13,10 +13,13 @@ from datamodules.instruction_data import (
     tokenize_instruction,
 )
 from datamodules.instruction_loaders import instruction_loader
+from datamodules.option_checks import require_at_least
+from datamodules.train_loader_state import TrainLoaderState
+from datamodules.truncation_report import TruncationReport, truncation_report, warn_truncation
 from gatera_lab.errors import ConfigError
 
 
-class LLMAdaptersJSONDataModule(L.LightningDataModule):
+class LLMAdaptersJSONDataModule(TrainLoaderState, L.LightningDataModule):
     """Serves ``prompt + output`` sequences with a response mask, and a held-out validation split."""
 
     def __init__(
@@ -32,22 +35,24 @@ class LLMAdaptersJSONDataModule(L.LightningDataModule):
     ) -> None:
         """
         Args:
-            train_file: a JSON list of ``{"instruction", "input", "output", "answer"}`` records.
+            train_file: a JSON list of ``{"instruction", "input", "output", "answer"}`` records (UTF-8, or
+                UTF-16 with a byte-order mark).
             tokenizer: a model name or folder whose tokenizer to use (linked to ``model.model`` by the CLI).
-            val_size: rows held out from ``train_file`` for validation (drawn with ``seed``).
-            max_length: longest sequence in tokens; longer ones lose tokens from the start of the prompt.
+            val_size: rows held out from ``train_file`` for validation (drawn with ``seed``); 0 for none
+                (no validation loader: Lightning skips validation).
+            max_length: longest sequence in tokens; longer ones lose tokens from the start of the prompt
+                (``setup`` warns with the count of cut rows, also kept in ``truncation``).
             batch_size: sequences per batch.
             max_train_examples: keep at most this many training rows (after the validation split).
             num_workers: DataLoader worker processes.
             seed: seed of the validation split and of the shuffling order (per epoch).
         """
         super().__init__()
-        if val_size < 0:
-            raise ConfigError(f"option 'val_size' must be >= 0, got {val_size}")
-        if max_length < 2:
-            raise ConfigError(f"option 'max_length' must be >= 2, got {max_length}")
-        if batch_size < 1:
-            raise ConfigError(f"option 'batch_size' must be >= 1, got {batch_size}")
+        require_at_least("val_size", val_size, 0)
+        require_at_least("max_length", max_length, 2)
+        require_at_least("batch_size", batch_size, 1)
+        require_at_least("max_train_examples", max_train_examples, 1, none_means="all rows")
+        require_at_least("num_workers", num_workers, 0)
         self.train_file = train_file
         self.tokenizer_name = tokenizer
         self.val_size = val_size
@@ -59,6 +64,7 @@ class LLMAdaptersJSONDataModule(L.LightningDataModule):
         self.tokenizer = None
         self.train_examples: list[TokenizedExample] = []
         self.val_examples: list[TokenizedExample] = []
+        self.truncation: dict[str, TruncationReport] = {}  # per split, after setup
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_examples:
@@ -79,14 +85,23 @@ class LLMAdaptersJSONDataModule(L.LightningDataModule):
             )
         self.train_examples = [self._tokenize(records[row]) for row in train_rows]
         self.val_examples = [self._tokenize(records[row]) for row in sorted(val_rows)]
+        self.truncation = {
+            "train": truncation_report(self.train_examples, "training", self.max_length),
+            "validation": truncation_report(self.val_examples, "validation", self.max_length),
+        }
+        warn_truncation(list(self.truncation.values()), type(self).__name__)
 
     def _tokenize(self, record: dict[str, str]) -> TokenizedExample:
         return tokenize_instruction(record, self.tokenizer, self.max_length)
 
     def train_dataloader(self) -> DataLoader:
-        return instruction_loader(
+        loader = instruction_loader(
             self.train_examples, self.tokenizer, self.batch_size, self.num_workers, shuffle_seed=self.seed
         )
+        return self.track_train_loader(loader)  # its place in the epoch is checkpointed (TrainLoaderState)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
+        """The held-out rows; no loader at all (``[]``, so Lightning skips validation) when ``val_size=0``."""
+        if not self.val_examples:
+            return []
         return instruction_loader(self.val_examples, self.tokenizer, self.batch_size, self.num_workers)

@@ -14,10 +14,13 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import lightning as L
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from gatera_lab.config_file_check import check_config_files
+from gatera_lab.durable_checkpoint_io import use_durable_checkpoints
 from gatera_lab.errors import ConfigError, GateraError
 from gatera_lab.module import GateraModule
 from gatera_lab.registry import registry_entries
@@ -35,6 +38,12 @@ class GateraCLI(LightningCLI):
             help="fit only: then run `test` on the trained adapter and print the per-task accuracy table",
         )
 
+    def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
+        """As LightningCLI's, with checkpoints written atomically and fsynced (`DurableCheckpointIO`)."""
+        trainer = super().instantiate_trainer(**kwargs)
+        use_durable_checkpoints(trainer)
+        return trainer
+
     def after_fit(self) -> None:
         if self.config[self.subcommand].get("test_after_fit"):
             self.trainer.test(self.model, datamodule=self.datamodule)
@@ -44,9 +53,23 @@ class GateraCLI(LightningCLI):
         try:
             super().instantiate_classes()
         except ValueError as error:
-            if isinstance(error, GateraError):
+            cause = _gatera_cause(error)  # jsonargparse wraps what an __init__ raised in a Union error
+            if cause is error:
                 raise
+            if cause is not None:
+                raise cause from None
             raise ConfigError(f"the configuration could not be instantiated: {error}") from error
+
+
+def _gatera_cause(error: BaseException | None) -> GateraError | None:
+    """The first `GateraError` among ``error`` and its causes, else None."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, GateraError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def list_methods(argv: list[str]) -> int:
@@ -94,6 +117,7 @@ def main(args: list[str] | None = None) -> int:
     try:
         if argv and argv[0] in EXTRA_COMMANDS:
             return EXTRA_COMMANDS[argv[0]](argv[1:])
+        check_config_files(argv)  # a broken YAML file is named, not a usage text
         run_lightning_cli(None if args is None else argv)
     except GateraError as error:
         print(f"gatera-lab: error: {error}", file=sys.stderr)

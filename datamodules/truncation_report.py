@@ -1,0 +1,67 @@
+"""How many rows of a tokenised split were longer than ``max_length`` and lost tokens, said once per build.
+
+`tokenize_instruction` cuts a long row from the start of its prompt (left truncation); a response longer
+than ``max_length`` on its own also loses the whole prompt and the end of the response. Either changes
+what the model trains on, so a DataModule reports the counts of each split it builds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from lightning.pytorch.utilities.rank_zero import rank_zero_warn
+
+from datamodules.instruction_data import TokenizedExample
+
+
+@dataclass(frozen=True)
+class TruncationReport:
+    """Rows of one split that were cut to ``max_length``.
+
+    Attributes:
+        split: the split's name in messages (``training``, ``validation``).
+        rows: rows in the split.
+        max_length: the longest sequence in tokens.
+        prompt_cut: rows that lost tokens from the start of their prompt only.
+        response_cut: rows whose response alone exceeds ``max_length``: no prompt left, response cut at the end.
+    """
+
+    split: str
+    rows: int
+    max_length: int
+    prompt_cut: int
+    response_cut: int
+
+    @property
+    def cut(self) -> int:
+        """Rows that lost any token."""
+        return self.prompt_cut + self.response_cut
+
+    def message(self, owner: str) -> str:
+        """One line for the user, e.g. ``X: 12 of 240 training rows longer than max_length=128 were cut (...)``."""
+        parts = [f"{self.prompt_cut} lost the start of the prompt (left truncation)"]
+        if self.response_cut:
+            parts.append(f"{self.response_cut} lost the whole prompt and the end of the response")
+        return (
+            f"{owner}: {self.cut} of {self.rows} {self.split} rows longer than max_length={self.max_length} "
+            f"were cut ({'; '.join(parts)}); raise max_length to keep them whole"
+        )
+
+
+def truncation_report(examples: Sequence[TokenizedExample], split: str, max_length: int) -> TruncationReport:
+    """Count the rows of ``examples`` that `tokenize_instruction` cut, by what they lost."""
+    return TruncationReport(
+        split=split,
+        rows=len(examples),
+        max_length=max_length,
+        prompt_cut=sum(1 for e in examples if e.prompt_cut and not e.response_cut),
+        response_cut=sum(1 for e in examples if e.response_cut),
+    )
+
+
+def warn_truncation(reports: Sequence[TruncationReport], owner: str) -> None:
+    """A rank-zero warning for each report with cut rows (call once per dataset build)."""
+    for report in reports:
+        if report.cut:
+            rank_zero_warn(report.message(owner))
