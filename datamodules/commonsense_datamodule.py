@@ -16,14 +16,14 @@ from __future__ import annotations
 import lightning as L
 from torch.utils.data import DataLoader
 
-from datamodules.commonsense_eval_items import eval_items_from_examples, eval_items_from_records
-from datamodules.commonsense_tasks import TASK_NAMES, Source, load_test_sets, resolve_task
-from datamodules.instruction_data import TokenizedExample, tokenize_instruction
-from datamodules.instruction_loaders import instruction_loader, padding_id
-from datamodules.option_checks import require_at_least
-from datamodules.train_loader_state import TrainLoaderState
-from datamodules.training_mixture import ARC_OPENBOOKQA, build_training_mixture
-from datamodules.truncation_report import TruncationReport, truncation_report, warn_truncation
+from gatera_lab.datamodules.commonsense_eval_items import eval_items_from_examples, eval_items_from_records
+from gatera_lab.datamodules.commonsense_tasks import TASK_NAMES, Source, load_test_sets, resolve_task
+from gatera_lab.datamodules.instruction_data import TokenizedExample, tokenize_instruction
+from gatera_lab.datamodules.instruction_loaders import instruction_loader, padding_id
+from gatera_lab.datamodules.option_checks import require_at_least
+from gatera_lab.datamodules.train_loader_state import TrainLoaderState
+from gatera_lab.datamodules.training_mixture import ARC_OPENBOOKQA, build_training_mixture
+from gatera_lab.datamodules.truncation_report import TruncationReport, truncation_report, warn_truncation
 from gatera_lab.errors import ConfigError
 from gatera_lab.evaluation.distributed_eval_sampler import DistributedEvalSampler
 from gatera_lab.evaluation.eval_batch import EvalCollator, EvalItem

@@ -12,8 +12,8 @@ from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
-from datamodules.commonsense_tasks import TASK_NAMES, TASKS, CommonsenseExample, DataFormatError
-from datamodules.instruction_prompt import render_prompt
+from gatera_lab.datamodules.commonsense_tasks import TASK_NAMES, TASKS, CommonsenseExample, DataFormatError
+from gatera_lab.datamodules.instruction_prompt import render_prompt
 from gatera_lab.evaluation.eval_batch import EvalItem, labels_from_instruction, tokenize_eval_item
 
 ANSWER_LABEL_SET = tuple(f"answer{index}" for index in range(1, 6))  # SIQA, ARC, OBQA (LLM-Adapters regex)

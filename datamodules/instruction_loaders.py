@@ -6,9 +6,9 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
-from datamodules.epoch_seeded_sampler import EpochSeededSampler
-from datamodules.instruction_data import InstructionCollator, TokenizedExample
-from datamodules.resumable_loader import ResumableLoader
+from gatera_lab.datamodules.epoch_seeded_sampler import EpochSeededSampler
+from gatera_lab.datamodules.instruction_data import InstructionCollator, TokenizedExample
+from gatera_lab.datamodules.resumable_loader import ResumableLoader
 
 
 def padding_id(tokenizer: PreTrainedTokenizerBase) -> int:

@@ -7,15 +7,15 @@ import random
 import lightning as L
 from torch.utils.data import DataLoader
 
-from datamodules.instruction_data import (
+from gatera_lab.datamodules.instruction_data import (
     TokenizedExample,
     read_instruction_file,
     tokenize_instruction,
 )
-from datamodules.instruction_loaders import instruction_loader
-from datamodules.option_checks import require_at_least
-from datamodules.train_loader_state import TrainLoaderState
-from datamodules.truncation_report import TruncationReport, truncation_report, warn_truncation
+from gatera_lab.datamodules.instruction_loaders import instruction_loader
+from gatera_lab.datamodules.option_checks import require_at_least
+from gatera_lab.datamodules.train_loader_state import TrainLoaderState
+from gatera_lab.datamodules.truncation_report import TruncationReport, truncation_report, warn_truncation
 from gatera_lab.errors import ConfigError
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from torch.utils.data import DataLoader
 
-from datamodules.epoch_seeded_sampler import EpochSeededSampler
+from gatera_lab.datamodules.epoch_seeded_sampler import EpochSeededSampler
 
 
 class ResumableLoader(DataLoader):

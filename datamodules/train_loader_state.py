@@ -7,7 +7,7 @@ from typing import Any
 from lightning.pytorch.trainer.states import TrainerFn
 from torch.utils.data import DataLoader
 
-from datamodules.resumable_loader import ResumableLoader
+from gatera_lab.datamodules.resumable_loader import ResumableLoader
 
 
 class TrainLoaderState:

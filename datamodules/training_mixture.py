@@ -19,7 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from datamodules.commonsense_tasks import TASK_NAMES, DataFormatError, Source, load_task, resolve_task
+from gatera_lab.datamodules.commonsense_tasks import (
+    TASK_NAMES,
+    DataFormatError,
+    Source,
+    load_task,
+    resolve_task,
+)
 from gatera_lab.errors import ConfigError
 from gatera_lab.local_cache import write_json_atomic
 
@@ -105,7 +111,7 @@ def _records_by_group(
         }
     if source != "llm_adapters":
         raise ConfigError(f"option 'source' must be 'olmo' or 'llm_adapters', got {source!r}")
-    from datamodules.llm_adapters_source import read_commonsense_170k
+    from gatera_lab.datamodules.llm_adapters_source import read_commonsense_170k
 
     wanted = {_group(name) for name in names}
     groups: dict[str, list[dict[str, Any]]] = {}

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 
-from datamodules.instruction_data import TokenizedExample
+from gatera_lab.datamodules.instruction_data import TokenizedExample
 
 
 @dataclass(frozen=True)

@@ -153,7 +153,7 @@ def run(args: argparse.Namespace) -> str:
     model, tokenizer, metadata = load_gated_model(args.ckpt, args.base_model, args.device)
     prompt = args.prompt
     if args.instruction:
-        from datamodules.instruction_prompt import render_prompt
+        from gatera_lab.datamodules.instruction_prompt import render_prompt
 
         prompt = render_prompt(prompt)
     trace = trace_generation(model, tokenizer, prompt, args.max_new_tokens, stop_at_eos=not args.ignore_eos)

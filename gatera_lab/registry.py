@@ -72,7 +72,7 @@ def register_method(
 def _load_builtin_methods() -> None:
     global _BUILTINS_LOADED
     if not _BUILTINS_LOADED:
-        importlib.import_module("methods")
+        importlib.import_module("gatera_lab.methods")
         _BUILTINS_LOADED = True
 
 

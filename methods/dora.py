@@ -28,8 +28,8 @@ from torch import Tensor, nn
 from gatera_lab.adapter_linear import AdapterLinear
 from gatera_lab.adapter_method import AdapterMethod
 from gatera_lab.fused_ops import dora_gated_linear
+from gatera_lab.methods.lora import add_low_rank, low_rank_factors
 from gatera_lab.registry import register_method
-from methods.lora import add_low_rank, low_rank_factors
 
 
 @register_method(

@@ -23,8 +23,8 @@ from torch import Tensor, nn
 from gatera_lab.adapter_linear import AdapterLinear
 from gatera_lab.adapter_method import AdapterMethod
 from gatera_lab.fused_ops import hadamard_fused_linear, hadamard_gated_linear
+from gatera_lab.methods.lora import low_rank_factors
 from gatera_lab.registry import register_method
-from methods.lora import low_rank_factors
 
 
 @register_method("hira", gated_name="hira_gate", description="HiRA: W0 x + (W0 ⊙ B A) x, a high-rank update")

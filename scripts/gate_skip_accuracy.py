@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from datamodules.commonsense_eval_items import eval_items_from_examples
-from datamodules.commonsense_tasks import TASK_NAMES, load_test_sets
+from gatera_lab.datamodules.commonsense_eval_items import eval_items_from_examples
+from gatera_lab.datamodules.commonsense_tasks import TASK_NAMES, load_test_sets
 from gatera_lab.evaluation import evaluate_items
 from gatera_lab.evaluation.results_table import write_results_json
 from gatera_lab.gate_skip import evaluate_gate_skip

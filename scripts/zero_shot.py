@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from datamodules.commonsense_eval_items import eval_items_from_examples
-from datamodules.commonsense_tasks import TASK_NAMES, load_test_sets, resolve_task
+from gatera_lab.datamodules.commonsense_eval_items import eval_items_from_examples
+from gatera_lab.datamodules.commonsense_tasks import TASK_NAMES, load_test_sets, resolve_task
 from gatera_lab.evaluation import COMMONSENSE_COLUMNS, evaluate_items, render_table
 from gatera_lab.evaluation.results_table import write_results_csv, write_results_json
 from gatera_lab.model_loading import DEFAULT_MODEL, load_causal_lm, load_tokenizer, provenance

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from datamodules.commonsense_datamodule import CommonsenseDataModule
-from datamodules.commonsense_tasks import CommonsenseExample
-from datamodules.instruction_data import read_instruction_file, tokenize_instruction
-from datamodules.instruction_prompt import render_prompt
-from datamodules.llm_adapters_json import LLMAdaptersJSONDataModule
 from gatera_lab.cli import main
+from gatera_lab.datamodules.commonsense_datamodule import CommonsenseDataModule
+from gatera_lab.datamodules.commonsense_tasks import CommonsenseExample
+from gatera_lab.datamodules.instruction_data import read_instruction_file, tokenize_instruction
+from gatera_lab.datamodules.instruction_prompt import render_prompt
+from gatera_lab.datamodules.llm_adapters_json import LLMAdaptersJSONDataModule
 from gatera_lab.errors import ConfigError
 from tests.tiny_checkpoint import make_char_tokenizer
 
@@ -42,7 +42,7 @@ def cli_args(model_dir: Path, train_file: Path | str, root: Path, *options: str)
         "--model.method.init_args.r",
         "4",
         "--data",
-        "datamodules.LLMAdaptersJSONDataModule",
+        "gatera_lab.datamodules.LLMAdaptersJSONDataModule",
         "--data.train_file",
         str(train_file),
         "--data.val_size",

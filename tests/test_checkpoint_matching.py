@@ -6,12 +6,12 @@ from __future__ import annotations
 import lightning as L
 import pytest
 
-from datamodules import LLMAdaptersJSONDataModule
 from gatera_lab import CheckpointMismatchError, ConfigError, build_method
 from gatera_lab.checkpoint_metadata import check_checkpoint_matches, checkpoint_metadata
+from gatera_lab.datamodules import LLMAdaptersJSONDataModule
 from gatera_lab.export.saved_adapter import SavedAdapter
+from gatera_lab.methods.lora import LoRA
 from gatera_lab.module import GateraModule
-from methods.lora import LoRA
 
 
 class ScaledLoRA(LoRA):

@@ -27,7 +27,7 @@ def tiny_overrides(model_dir, instruction_file, root, small_rank: bool = True) -
         str(model_dir),
         *rank,
         "--data",
-        "datamodules.LLMAdaptersJSONDataModule",
+        "gatera_lab.datamodules.LLMAdaptersJSONDataModule",
         "--data.train_file",
         str(instruction_file),
         "--data.val_size",
@@ -62,7 +62,7 @@ def test_every_config_parses(config, capsys):
         main(["fit", *overlay_base, "--config", str(config), "--print_config"])
     assert exit_info.value.code in (0, None)
     printed = yaml.safe_load(capsys.readouterr().out)
-    assert printed["model"]["method"]["class_path"].startswith("methods.")
+    assert printed["model"]["method"]["class_path"].startswith("gatera_lab.methods.")
 
 
 @pytest.mark.parametrize("config", METHOD_CONFIGS, ids=[path.stem for path in METHOD_CONFIGS])
@@ -150,7 +150,7 @@ def test_ddp_with_two_cpu_processes(tiny_model_dir, instruction_file, tmp_path):
 
 
 def test_quick_overlay_fits_then_tests_the_eight_tasks(tiny_model_dir, tmp_path, capsys):
-    from datamodules import olmo_source
+    from gatera_lab.datamodules import olmo_source
     from gatera_lab.local_cache import DownloadError
 
     try:

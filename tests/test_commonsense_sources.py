@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from datamodules import olmo_source
-from datamodules.commonsense_tasks import TASKS, CommonsenseExample, DataFormatError, load_task
-from datamodules.llm_adapters_source import (
+from gatera_lab.datamodules import olmo_source
+from gatera_lab.datamodules.commonsense_tasks import TASKS, CommonsenseExample, DataFormatError, load_task
+from gatera_lab.datamodules.llm_adapters_source import (
     fetch_file,
     load_llm_adapters_task,
     read_task_file,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from datamodules.commonsense_tasks import (
+from gatera_lab.datamodules.commonsense_tasks import (
     TASK_NAMES,
     TASKS,
     CommonsenseExample,

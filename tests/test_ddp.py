@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -25,9 +26,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 
-from datamodules.commonsense_tasks import CommonsenseExample
 from gatera_lab import build_method
 from gatera_lab.cli import main
+from gatera_lab.datamodules.commonsense_tasks import CommonsenseExample
 from gatera_lab.errors import ConfigError
 from gatera_lab.evaluation import TaskAccuracy
 from gatera_lab.evaluation.distributed_eval_sampler import DistributedEvalSampler
@@ -35,6 +36,7 @@ from gatera_lab.module import GateraModule
 from tests.conftest import make_tiny_llama, randomize_adapters
 
 WORLD_SIZE = 2
+SPAWN_TIMEOUT_SECONDS = 300
 METHODS = {
     "lora": {},
     "hira_gate": {"entropy_weight": 0.3, "gate_weight_init_std": 0.5},
@@ -134,15 +136,28 @@ def two_process_worker(rank: int, out_dir: str) -> None:
             "rank_zero_only_counts": rank_zero_only.counts(),
         }
         (Path(out_dir) / f"metric_rank{rank}.json").write_text(json.dumps(results))
-    finally:
+        dist.barrier()
+    except BaseException:
         dist.destroy_process_group()
+        raise
+    # Leave without running destructors: tearing down a gloo group that DDP reducers still reference can
+    # deadlock (the group's worker thread waits for the GIL that the destructor holds). Outputs are on disk.
+    os._exit(0)
 
 
 @pytest.fixture(scope="module")
 def two_processes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The outputs of `two_process_worker` on ranks 0 and 1 (spawned once for the tests below)."""
     out_dir = tmp_path_factory.mktemp("two_processes")
-    torch.multiprocessing.spawn(two_process_worker, args=(str(out_dir),), nprocs=WORLD_SIZE, join=True)
+    context = torch.multiprocessing.spawn(
+        two_process_worker, args=(str(out_dir),), nprocs=WORLD_SIZE, join=False
+    )
+    deadline = time.monotonic() + SPAWN_TIMEOUT_SECONDS
+    while not context.join(timeout=5):  # raises if a process failed
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail(f"the two DDP processes did not finish within {SPAWN_TIMEOUT_SECONDS} s")
     return out_dir
 
 

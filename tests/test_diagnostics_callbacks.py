@@ -12,8 +12,8 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from datamodules import LLMAdaptersJSONDataModule
 from gatera_lab import build_method
+from gatera_lab.datamodules import LLMAdaptersJSONDataModule
 from gatera_lab.diagnostics import (
     GateEntropyMonitor,
     GateStatisticsMonitor,
@@ -206,7 +206,7 @@ def test_callbacks_configured_from_yaml_run_under_the_cli(tiny_model_dir, instru
     config = Path(__file__).parents[1] / "configs" / "hira_gate.yaml"
     assert main(
         ["fit", "--config", str(config), "--config", str(snippet), "--model.model", str(tiny_model_dir),
-         "--model.method.init_args.r", "4", "--data", "datamodules.LLMAdaptersJSONDataModule",
+         "--model.method.init_args.r", "4", "--data", "gatera_lab.datamodules.LLMAdaptersJSONDataModule",
          "--data.train_file", str(instruction_file), "--data.val_size", "4",
          "--data.batch_size", "4", "--data.max_length", "96", "--trainer.max_steps", "2",
          "--trainer.max_epochs", "1", "--trainer.limit_val_batches", "0", "--trainer.enable_progress_bar", "false",

@@ -10,9 +10,9 @@ import pytest
 import torch
 from transformers import PreTrainedTokenizerFast
 
-from datamodules.commonsense_eval_items import eval_items_from_examples, eval_items_from_records
-from datamodules.commonsense_tasks import TASK_NAMES, CommonsenseExample, DataFormatError
 from gatera_lab import build_method
+from gatera_lab.datamodules.commonsense_eval_items import eval_items_from_examples, eval_items_from_records
+from gatera_lab.datamodules.commonsense_tasks import TASK_NAMES, CommonsenseExample, DataFormatError
 from gatera_lab.errors import ConfigError
 from gatera_lab.evaluation import (
     EvalCollator,

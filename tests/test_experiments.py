@@ -190,7 +190,7 @@ def test_comparison_verdicts():
 # ---------------------------------------------------------------------- a real sweep, end to end
 @pytest.fixture(scope="module")
 def olmo_wheel():
-    from datamodules import olmo_source
+    from gatera_lab.datamodules import olmo_source
     from gatera_lab.local_cache import DownloadError
 
     try:

@@ -16,7 +16,7 @@ from gatera_lab.checkpoint_metadata import checkpoint_metadata
 from gatera_lab.export import export_adapter, export_format, gatera_format, load_adapter, peft_format
 from gatera_lab.export_command import main as export_main
 from gatera_lab.fingerprint import base_model_fingerprint
-from methods.lora import LoRA
+from gatera_lab.methods.lora import LoRA
 from tests.conftest import TINY_LLAMA, make_tiny_llama, randomize_adapters
 
 TARGETS = ["q_proj", "k_proj", "v_proj", "up_proj", "down_proj"]

@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from datamodules import LLMAdaptersJSONDataModule
 from gatera_lab import build_method
 from gatera_lab.cli import main as cli_main
+from gatera_lab.datamodules import LLMAdaptersJSONDataModule
 from gatera_lab.diagnostics.plotting import gate_figure_size_px
 from gatera_lab.gates_command import load_gated_model, main
 from gatera_lab.model_loading import load_tokenizer
@@ -106,7 +106,7 @@ def test_gate_skip_accuracy_script_compares_thresholds_on_real_rows(gated_checkp
     import json
     from pathlib import Path
 
-    from datamodules import olmo_source
+    from gatera_lab.datamodules import olmo_source
     from gatera_lab.local_cache import DownloadError
 
     try:

@@ -7,9 +7,9 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from datamodules import LLMAdaptersJSONDataModule
 from gatera_lab import CheckpointMismatchError, build_method
 from gatera_lab.causal_lm_loss import causal_lm_loss
+from gatera_lab.datamodules import LLMAdaptersJSONDataModule
 from gatera_lab.module import GateraModule
 from gatera_lab.optimization import adapter_parameter_groups
 from gatera_lab.token_gate import masked_gate_entropy

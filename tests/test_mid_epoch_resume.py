@@ -8,11 +8,11 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from torch.utils.data import DistributedSampler
 
-from datamodules import LLMAdaptersJSONDataModule
-from datamodules.epoch_seeded_sampler import EpochSeededSampler
-from datamodules.instruction_loaders import instruction_loader
-from datamodules.resumable_loader import ResumableLoader
 from gatera_lab import CheckpointMismatchError, build_method
+from gatera_lab.datamodules import LLMAdaptersJSONDataModule
+from gatera_lab.datamodules.epoch_seeded_sampler import EpochSeededSampler
+from gatera_lab.datamodules.instruction_loaders import instruction_loader
+from gatera_lab.datamodules.resumable_loader import ResumableLoader
 from gatera_lab.module import GateraModule
 
 BATCHES_PER_EPOCH = 5  # 24 records - 5 held out = 19 rows in batches of 4: the last batch holds 3

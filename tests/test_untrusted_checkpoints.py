@@ -10,11 +10,11 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from datamodules import LLMAdaptersJSONDataModule
 from gatera_lab import adapter_state_dict, build_method
 from gatera_lab.checkpoint_file import UnsafeCheckpointError, load_checkpoint_file
 from gatera_lab.checkpoint_metadata import checkpoint_metadata
 from gatera_lab.cli import main as cli_main
+from gatera_lab.datamodules import LLMAdaptersJSONDataModule
 from gatera_lab.experiments.test_checkpoint import DROPPED, write_test_checkpoint
 from gatera_lab.export import load_checkpoint_adapter
 from gatera_lab.export_command import main as export_main

@@ -164,7 +164,7 @@ class PrefillDecodeMonitor(GateCaptureDiagnostic):
     def prompt_text(self) -> str:
         if not self.probe_template:
             return self.probe_prompt
-        from datamodules.instruction_prompt import render_prompt
+        from gatera_lab.datamodules.instruction_prompt import render_prompt
 
         return render_prompt(self.probe_prompt)
 

@@ -154,7 +154,7 @@ class FinalGateProbe(Callback):
         tokenizer = getattr(datamodule, "tokenizer", None)
         if tokenizer is None:
             return None
-        from datamodules.instruction_prompt import render_prompt
+        from gatera_lab.datamodules.instruction_prompt import render_prompt
 
         trace = trace_generation(model, tokenizer, render_prompt(self.probe_prompt), self.max_new_tokens)
         labels, rows = trace.rows("layer")  # rows (L, T)

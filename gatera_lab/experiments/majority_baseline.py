@@ -23,7 +23,7 @@ def majority_label_accuracy(config: dict[str, Any]) -> dict[str, float]:
 
     Raises the data source's `GateraError` (or `OSError`) when the test sets cannot be read.
     """
-    from datamodules.commonsense_tasks import load_test_sets
+    from gatera_lab.datamodules.commonsense_tasks import load_test_sets
 
     examples = load_test_sets(
         list(COMMONSENSE_COLUMNS),

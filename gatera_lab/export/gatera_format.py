@@ -5,7 +5,7 @@ A folder with two files:
 ``gatera_adapter.json``
     ``format`` (always ``"gatera-adapter"``), ``format_version`` (an integer, currently 1), then the
     fields of `SavedAdapter`: ``method_name`` (registry name, e.g. ``"hira_gate"``), ``method_class_path``
-    (e.g. ``"methods.hira.HiRA"``), ``method_hparams`` (every ``__init__`` argument of the method, e.g.
+    (e.g. ``"gatera_lab.methods.hira.HiRA"``), ``method_hparams`` (every ``__init__`` argument of the method, e.g.
     ``{"r": 32, "alpha": 64.0, "dropout": 0.0, "target_modules": [...], "gate": true, "gate_bias": 0.0, ...}``),
     ``base_model`` (the name or folder the adapter was trained on) and ``fingerprint`` (the base model's
     ``architecture``, config sizes such as ``hidden_size`` and ``num_hidden_layers``, and the sorted
