@@ -16,7 +16,13 @@ from gatera_lab.errors import (
     MergeError,
     UnknownMethodError,
 )
-from gatera_lab.registry import available_methods, build_method, register_method, registry_entries
+from gatera_lab.registry import (
+    available_methods,
+    build_method,
+    discover_methods,
+    register_method,
+    registry_entries,
+)
 from gatera_lab.token_gate import TokenGate, masked_gate_entropy
 
 __all__ = [
@@ -34,6 +40,7 @@ __all__ = [
     "adapter_state_dict",
     "available_methods",
     "build_method",
+    "discover_methods",
     "masked_gate_entropy",
     "register_method",
     "registry_entries",

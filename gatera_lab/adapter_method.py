@@ -62,6 +62,13 @@ class AdapterMethod:
 
     registry_name: ClassVar[str | None] = None
     registry_gated_name: ClassVar[str | None] = None
+    exact_base_at_zero_gate: ClassVar[bool] = False
+    """Capability: `forward_gated` returns ``base_layer(x)`` bit for bit for every token whose gate is 0.
+
+    A method that declares it lets inference gate skipping (`gatera_lab.gate_skip`) zero the gates of the
+    skipped tokens and run its normal path instead of gathering the kept tokens; the generic path
+    ``base_out + g * delta`` only qualifies if ``0 * delta`` is exactly 0 (no inf or NaN).
+    """
     training_only_options: ClassVar[frozenset[str]] = frozenset(
         {"dropout", "gate_bias", "gate_weight_init_std", "entropy_weight"}
     )

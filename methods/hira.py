@@ -2,17 +2,9 @@
 
     DeltaW = W0 ⊙ (B A),   A (r, d_in) Kaiming-uniform,  B (d_out, r) zeros,  no scaling factor.
 
-``W0 ⊙ BA`` can have full rank although ``BA`` has rank r. Mergeable: ``W = W0 ⊙ (1 + B A)``.
-
-Fast paths (`gatera_lab.fused_ops`, equal to the plain formula ``W0 x + b + g * (W0 ⊙ BA) dropout(x)``):
-
-- ungated, dropout inactive: one fused weight ``W0 ⊙ (1 + BA)``, one dense GEMM forward and two backward
-  (PEFT computes ``W0 x`` and ``(W0 ⊙ BA) x`` apart: two forward, three backward);
-- gated or with dropout: ``W0 x + b`` plus one GEMM accumulating ``(g ⊙ x_d) (W0 ⊙ BA)^T`` into it
-  (the per-token gate scales the input, never an (N, d_out) tensor); the gate gradient comes from the
-  product ``gy (W0 ⊙ BA)`` that the input gradient needs anyway.
-
-Neither saves ``W0 ⊙ BA`` for backward; it is recomputed there from the rank-r factors.
+``W0 ⊙ BA`` can have full rank although ``BA`` has rank r. Mergeable: ``W = W0 ⊙ (1 + B A)``. Fast paths
+(`gatera_lab.hira_fused_ops`): ungated without dropout, one fused weight ``W0 ⊙ (1 + BA)``; otherwise
+``W0 x + b`` plus one GEMM accumulating ``(g ⊙ x_d) (W0 ⊙ BA)^T`` into it.
 """
 
 from __future__ import annotations
@@ -22,7 +14,7 @@ from torch import Tensor, nn
 
 from gatera_lab.adapter_linear import AdapterLinear
 from gatera_lab.adapter_method import AdapterMethod
-from gatera_lab.fused_ops import hadamard_fused_linear, hadamard_gated_linear
+from gatera_lab.hira_fused_ops import hadamard_fused_linear, hadamard_gated_linear
 from gatera_lab.methods.lora import low_rank_factors
 from gatera_lab.registry import register_method
 
@@ -31,7 +23,7 @@ from gatera_lab.registry import register_method
 class HiRA(AdapterMethod):
     """Hadamard product of the frozen weight with a low-rank matrix; ``alpha`` is not used."""
 
-    exact_base_at_zero_gate = True  # forward_gated gives base_layer(x) bit for bit where g = 0
+    exact_base_at_zero_gate = True
 
     def init_parameters(self, base_layer: nn.Linear) -> dict[str, nn.Parameter]:
         return low_rank_factors(base_layer, self.r)

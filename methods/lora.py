@@ -34,7 +34,7 @@ def low_rank_factors(base_layer: nn.Linear, r: int) -> dict[str, nn.Parameter]:
 class LoRA(AdapterMethod):
     """Low-rank update ``s B A x``."""
 
-    exact_base_at_zero_gate = True  # forward_gated gives base_layer(x) bit for bit where g = 0
+    exact_base_at_zero_gate = True
 
     def init_parameters(self, base_layer: nn.Linear) -> dict[str, nn.Parameter]:
         return low_rank_factors(base_layer, self.r)

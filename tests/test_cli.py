@@ -13,11 +13,10 @@ import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from gatera_lab.cli import main
+from gatera_lab.registry import registry_entries
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
-METHOD_CONFIGS = [
-    path for path in CONFIGS if path.stem in {"lora", "dora", "hira", "lora_gate", "dora_gate", "hira_gate"}
-]
+METHOD_CONFIGS = [path for path in CONFIGS if path.stem in registry_entries()]
 
 
 def tiny_overrides(model_dir, instruction_file, root, small_rank: bool = True) -> list[str]:
@@ -43,14 +42,24 @@ def tiny_overrides(model_dir, instruction_file, root, small_rank: bool = True) -
     ]
 
 
-def test_methods_lists_the_six_methods(capsys):
+def test_methods_lists_every_registered_method(capsys):
     assert main(["methods"]) == 0
-    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    assert names[:6] == ["lora", "lora_gate", "dora", "dora_gate", "hira", "hira_gate"]
+    rows = [line.split(maxsplit=2) for line in capsys.readouterr().out.splitlines()]
+    entries = registry_entries()
+    assert [row[0] for row in rows] == list(entries)
+    for name, class_path, description in rows:
+        method_class = entries[name].method_class
+        assert class_path == f"{method_class.__module__}.{method_class.__qualname__}"
+        assert description == entries[name].description
 
 
-def test_there_is_one_config_per_method():
-    assert len(METHOD_CONFIGS) == 6
+def test_there_is_one_config_per_built_in_method():
+    built_in = {
+        name
+        for name, entry in registry_entries().items()
+        if entry.method_class.__module__.startswith("gatera_lab.methods.")
+    }
+    assert built_in and {path.stem for path in METHOD_CONFIGS} == built_in
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=[path.stem for path in CONFIGS])
@@ -99,7 +108,10 @@ def test_method_by_registry_name(tiny_model_dir, instruction_file, tmp_path):
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (["--model.method", "qlora"], "unknown method 'qlora'; registered methods: lora, lora_gate"),
+        (
+            ["--model.method", "qlora"],
+            f"unknown method 'qlora'; registered methods: {', '.join(registry_entries())}.",
+        ),
         (["--model.method.init_args.r", "0"], "option 'r' must be a positive integer, got r=0"),
         (
             ["--model.method.init_args.target_modules", "[wq, wv]"],

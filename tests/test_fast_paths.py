@@ -1,96 +1,86 @@
 """Every optimised forward path equals the plain formula, in values and in gradients.
 
-Reference formulas (written out here, independently of the methods' code), for ``x_d = dropout(x)``,
-``g`` the token gate (1 when ungated), ``s = alpha / r``:
+A method that overrides `forward_ungated` or `forward_gated` (found by inspecting its class, not from a
+list) is compared with the generic `AdapterMethod` path on the same layer, the plain formula
 
-    LoRA:  y = W0 x + b + g * s B A x_d
-    DoRA:  y = W0 x + b + g * ((m/n - 1) W0 x + (m/n) s B A x_d),   n = ||W0 + s B A||_c (detached)
-    HiRA:  y = W0 x + b + g * (W0 ⊙ B A) x_d
+    y = W0 x + b + g * DeltaW(dropout(x)),    g the token gate (1 when ungated),
 
-The fast paths run in fp32 and are compared with the formulas evaluated in fp64 on the same values, the
-dropout mask reproduced by re-seeding. Also: the inference gate-skip path gives exactly the base output
-for skipped tokens and the normal output for the others.
+evaluated in fp64 on a copy of the layer with the dropout mask reproduced by re-seeding. That the
+methods' `delta` itself is the paper's formula is checked against HF PEFT in tests/test_peft_parity.py.
+Also: the custom autograd functions pass gradcheck, and the inference gate-skip path gives exactly the
+base output for skipped tokens and the normal output for the others.
 """
 
 from __future__ import annotations
+
+import copy
 
 import pytest
 import torch
 from torch import nn
 
-from gatera_lab import ConfigError, adapter_layers, build_method, set_adapters_enabled
+from gatera_lab import AdapterMethod, ConfigError, adapter_layers, set_adapters_enabled
 from gatera_lab.adapter_linear import AdapterLinear
-from gatera_lab.fused_ops import dora_gated_linear, hadamard_fused_linear, hadamard_gated_linear
+from gatera_lab.dora_fused_ops import dora_gated_linear
 from gatera_lab.gate_skip import (
     count_skipped_tokens,
     evaluate_gate_skip,
     gate_skip_threshold,
     set_gate_skip_threshold,
 )
+from gatera_lab.hira_fused_ops import hadamard_fused_linear, hadamard_gated_linear
 from tests.conftest import make_tiny_llama, randomize_adapters
+from tests.method_checks import MethodCase, method_cases
 
 D_IN, D_OUT, R = 12, 10, 4
 RTOL, ATOL = 1e-5, 1e-6
 SEED = 1234
 
+CASES = method_cases()
+GATED = [case for case in CASES if case.gate]
 
-def make_layer(method: str, gated: bool, dropout: float, bias: bool, seed: int = 0) -> AdapterLinear:
+
+def overrides_fast_path(case: MethodCase) -> bool:
+    """Whether the case's class replaces the generic path it runs (`forward_gated` or `forward_ungated`)."""
+    name = "forward_gated" if case.gate else "forward_ungated"
+    return getattr(case.method_class, name) is not getattr(AdapterMethod, name)
+
+
+FAST = [case for case in CASES if overrides_fast_path(case)]
+
+
+def ids(cases: list[MethodCase]) -> list[str]:
+    return [case.id for case in cases]
+
+
+def make_layer(case: MethodCase, dropout: float, bias: bool, seed: int = 0) -> AdapterLinear:
+    """An adapter layer of ``case`` on a frozen random ``nn.Linear``, every adapter tensor non-trivial."""
     torch.manual_seed(seed)
     base = nn.Linear(D_IN, D_OUT, bias=bias)
     base.requires_grad_(False)
-    config = build_method(
-        method, r=R, alpha=2.0 * R + 1, dropout=dropout, gate=gated, gate_bias=0.3, gate_weight_init_std=0.5
-    )
-    layer = AdapterLinear(base, config)
+    method = case.build(r=R, alpha=2.0 * R + 1, dropout=dropout, gate_bias=0.3, gate_weight_init_std=0.5)
+    layer = AdapterLinear(base, method)
     generator = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         for name, parameter in layer.named_adapter_parameters():
             noise = torch.randn(parameter.shape, generator=generator)
-            if name == "lora_magnitude":
-                parameter.mul_(1 + 0.2 * noise)
-            elif name.startswith("token_gate"):
+            if name.startswith("token_gate."):
                 parameter.copy_(noise)
             else:
-                parameter.copy_(0.3 * noise)
+                parameter.add_(0.3 * noise)
     return layer
 
 
-def reference_forward(
-    layer: AdapterLinear, x: torch.Tensor, x_drop: torch.Tensor, params: dict
-) -> torch.Tensor:
-    """The plain formula in fp64; ``params`` holds fp64 leaf copies of the layer's tensors."""
-    method = layer.method
-    weight, bias = params["weight"], params.get("bias")
-    base = x @ weight.T + (0 if bias is None else bias)  # (..., d_out)
-    if method.registry_name == "lora":
-        delta = method.scaling * (x_drop @ params["lora_A"].T) @ params["lora_B"].T
-    elif method.registry_name == "dora":
-        norm = (weight + method.scaling * params["lora_B"] @ params["lora_A"]).norm(dim=1).detach()
-        ratio = params["lora_magnitude"] / norm
-        low_rank = (x_drop @ params["lora_A"].T) @ params["lora_B"].T
-        delta = (ratio - 1) * (x @ weight.T) + ratio * method.scaling * low_rank
-    elif method.registry_name == "hira":
-        delta = x_drop @ (weight * (params["lora_B"] @ params["lora_A"])).T
-    else:
-        raise AssertionError(method)
-    if layer.token_gate is not None:
-        gate = torch.sigmoid(x @ params["token_gate.weight"].T + params["token_gate.bias"])  # (..., 1)
-        delta = gate * delta
-    return base + delta
-
-
-def fp64_params(layer: AdapterLinear) -> dict[str, torch.Tensor]:
-    base = layer.base_layer
-    params = {"weight": base.weight.detach().double().requires_grad_(base.weight.requires_grad)}
-    if base.bias is not None:
-        params["bias"] = base.bias.detach().double().requires_grad_(base.bias.requires_grad)
-    for name, parameter in layer.named_adapter_parameters():
-        params[name] = parameter.detach().double().requires_grad_(True)
-    return params
+def plain_forward(layer: AdapterLinear, x: torch.Tensor) -> torch.Tensor:
+    """The generic `AdapterMethod` path, whatever the layer's method overrides."""
+    if layer.token_gate is None:
+        return AdapterMethod.forward_ungated(layer.method, layer, x)
+    return AdapterMethod.forward_gated(layer.method, layer, x, layer.token_gate(x))
 
 
 def compare(layer: AdapterLinear, training: bool, x_requires_grad: bool = True) -> None:
     layer.train(training)
+    reference = copy.deepcopy(layer).double()  # fp64 leaf copies of every tensor, same requires_grad
     x = torch.randn(2, 5, D_IN, generator=torch.Generator().manual_seed(7))
     x32 = x.clone().requires_grad_(x_requires_grad)
     x64 = x.double().requires_grad_(x_requires_grad)
@@ -100,62 +90,73 @@ def compare(layer: AdapterLinear, training: bool, x_requires_grad: bool = True) 
     out = layer(x32)  # the optimised path
     (out * upstream).sum().backward()
 
-    params = fp64_params(layer)
     torch.manual_seed(SEED)  # the same dropout mask, drawn the same way
-    x_drop = layer.dropout(x64)
-    expected = reference_forward(layer, x64, x_drop, params)
+    expected = plain_forward(reference, x64)
     (expected * upstream.double()).sum().backward()
 
     torch.testing.assert_close(out.double(), expected.detach(), rtol=RTOL, atol=ATOL)
-    for name, parameter in layer.named_adapter_parameters():
-        assert parameter.grad is not None, name
-        torch.testing.assert_close(parameter.grad.double(), params[name].grad, rtol=RTOL, atol=ATOL, msg=name)
+    expected_params = dict(reference.named_parameters())
+    for name, parameter in layer.named_parameters():
+        if parameter.requires_grad:
+            assert parameter.grad is not None, name
+            expected_grad = expected_params[name].grad
+            torch.testing.assert_close(parameter.grad.double(), expected_grad, rtol=RTOL, atol=ATOL, msg=name)
     if x_requires_grad:
         torch.testing.assert_close(x32.grad.double(), x64.grad, rtol=RTOL, atol=ATOL)
-    for name, parameter in layer.base_layer.named_parameters():
-        if parameter.requires_grad:
-            torch.testing.assert_close(parameter.grad.double(), params[name].grad, rtol=RTOL, atol=ATOL)
 
 
-CASES = [
-    (method, gated, dropout, bias)
-    for method in ("lora", "dora", "hira")
-    for gated in (False, True)
-    for dropout in (0.0, 0.3)
-    for bias in (False, True)
-]
+def test_the_fast_paths_are_found():
+    """Guards the derivation: the built-in methods replace both paths, a plain user method neither."""
+    assert FAST and {case.gate for case in FAST} == {False, True}
+    assert not [case for case in FAST if case.method_class.__name__ == "OutputShift"]
 
 
-@pytest.mark.parametrize(("method", "gated", "dropout", "bias"), CASES)
-@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
-def test_fast_path_equals_plain_formula(method, gated, dropout, bias, training):
-    compare(make_layer(method, gated, dropout, bias), training)
-
-
-@pytest.mark.parametrize("method", ["lora", "dora", "hira"])
-@pytest.mark.parametrize("gated", [False, True])
-def test_fast_path_without_input_gradient(method, gated):
-    compare(make_layer(method, gated, 0.3, bias=True), training=True, x_requires_grad=False)
-
-
-@pytest.mark.parametrize("method", ["lora", "dora", "hira"])
-@pytest.mark.parametrize("gated", [False, True])
+@pytest.mark.parametrize("case", FAST, ids=ids(FAST))
 @pytest.mark.parametrize("dropout", [0.0, 0.3])
-def test_fast_path_with_a_trainable_base_layer(method, gated, dropout):
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_fast_path_equals_plain_formula(case, dropout, bias, training):
+    compare(make_layer(case, dropout, bias), training)
+
+
+@pytest.mark.parametrize("case", FAST, ids=ids(FAST))
+def test_fast_path_without_input_gradient(case):
+    compare(make_layer(case, 0.3, bias=True), training=True, x_requires_grad=False)
+
+
+@pytest.mark.parametrize("case", FAST, ids=ids(FAST))
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_fast_path_with_a_trainable_base_layer(case, dropout):
     """Full fine-tuning of W0 and b beside the adapter: their gradients are right too."""
-    layer = make_layer(method, gated, dropout, bias=True)
+    layer = make_layer(case, dropout, bias=True)
     layer.base_layer.requires_grad_(True)
     compare(layer, training=True)
 
 
-def test_dropout_is_really_applied_in_training():
-    """Guards the test above: with dropout the training output differs from the eval output."""
-    for method in ("lora", "dora", "hira"):
-        layer = make_layer(method, gated=True, dropout=0.5, bias=False)
-        x = torch.randn(3, D_IN)
-        train_out = layer.train()(x)
-        eval_out = layer.eval()(x)
-        assert not torch.allclose(train_out, eval_out), method
+@pytest.mark.parametrize("case", FAST, ids=ids(FAST))
+def test_dropout_is_really_applied_in_training(case):
+    """Guards the tests above: with dropout the training output differs from the eval output."""
+    layer = make_layer(case, dropout=0.5, bias=False)
+    x = torch.randn(3, D_IN)
+    assert not torch.allclose(layer.train()(x), layer.eval()(x))
+
+
+EXACT = [case for case in GATED if case.method_class.exact_base_at_zero_gate]
+
+
+@pytest.mark.parametrize("case", EXACT, ids=ids(EXACT))
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_a_declared_exact_base_at_zero_gate_holds_bit_for_bit(case, training):
+    """`exact_base_at_zero_gate`: `forward_gated` gives ``base_layer(x)`` exactly where the gate is 0."""
+    layer = make_layer(case, dropout=0.3, bias=True).train(training)
+    x = torch.randn(4, 6, D_IN, generator=torch.Generator().manual_seed(11))
+    gate = torch.rand(4, 6, 1, generator=torch.Generator().manual_seed(12))
+    gate[:, ::2] = 0.0
+    with torch.no_grad():
+        out = layer.method.forward_gated(layer, x, gate)
+        base = layer.base_layer(x)
+    assert torch.equal(out[:, ::2], base[:, ::2])
+    assert not torch.allclose(out[:, 1::2], base[:, 1::2])
 
 
 @pytest.mark.parametrize(
@@ -203,9 +204,9 @@ def test_hadamard_fused_function_gradcheck():
     )
 
 
-@pytest.mark.parametrize("name", ["lora", "dora", "hira", "lora_gate", "dora_gate", "hira_gate"])
-def test_bf16_forward_and_backward_run_and_stay_close(name):
-    layer = make_layer(name.removesuffix("_gate"), name.endswith("_gate"), 0.0, bias=False)
+@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
+def test_bf16_forward_and_backward_run_and_stay_close(case):
+    layer = make_layer(case, 0.0, bias=False)
     x = torch.randn(4, D_IN, generator=torch.Generator().manual_seed(9))
     reference = layer(x)
     layer.to(torch.bfloat16)
@@ -218,11 +219,11 @@ def test_bf16_forward_and_backward_run_and_stay_close(name):
     )
 
 
-@pytest.mark.parametrize("name", ["lora", "dora", "hira", "lora_gate", "dora_gate", "hira_gate"])
+@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
-def test_fast_paths_run_under_autocast(name, training):
+def test_fast_paths_run_under_autocast(case, training):
     """Mixed precision (fp32 parameters, bf16 autocast): the custom functions accept it, as F.linear does."""
-    layer = make_layer(name.removesuffix("_gate"), name.endswith("_gate"), 0.3, bias=True).train(training)
+    layer = make_layer(case, 0.3, bias=True).train(training)
     x = torch.randn(2, 3, D_IN, generator=torch.Generator().manual_seed(10), requires_grad=True)
     torch.manual_seed(SEED)
     reference = layer(x)
@@ -242,7 +243,7 @@ def gate_values(layer: AdapterLinear, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(layer.token_gate.logits(x)).squeeze(-1)  # (..., T)
 
 
-@pytest.mark.parametrize("method", ["lora", "dora", "hira"])
+@pytest.mark.parametrize("case", GATED, ids=ids(GATED))
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize(
     ("quantile", "declared_exact", "gathers"),
@@ -250,13 +251,13 @@ def gate_values(layer: AdapterLinear, x: torch.Tensor) -> torch.Tensor:
     ids=["few-skipped-masked", "many-skipped-gathered", "undeclared-method-gathered"],
 )
 def test_skip_threshold_gives_base_output_for_skipped_tokens_only(
-    method, bias, quantile, declared_exact, gathers
+    case, bias, quantile, declared_exact, gathers
 ):
-    layer = make_layer(method, gated=True, dropout=0.2, bias=bias).eval()
+    layer = make_layer(case, dropout=0.2, bias=bias).eval()
     layer.method.exact_base_at_zero_gate = declared_exact  # False: what a user's own method looks like
     delta_calls = []
     plain_delta = layer.method.delta
-    layer.method.delta = lambda *args: delta_calls.append(1) or plain_delta(*args)
+    layer.method.delta = lambda *args: delta_calls.append(args[1].shape[:-1].numel()) or plain_delta(*args)
     x = torch.randn(3, 7, D_IN, generator=torch.Generator().manual_seed(5))
     gates = gate_values(layer, x)
     threshold = float(gates.quantile(quantile))
@@ -267,15 +268,16 @@ def test_skip_threshold_gives_base_output_for_skipped_tokens_only(
         base = layer.base_layer(x)
         layer.gate_skip_threshold = threshold
         out = layer(x)
-    assert bool(delta_calls) == gathers  # the path the test means to exercise
+    # the path the test means to exercise: gathering calls delta on the kept tokens only
+    assert any(tokens < skipped.numel() for tokens in delta_calls) == gathers
     assert torch.equal(out[skipped], base[skipped])
     torch.testing.assert_close(out[~skipped], normal[~skipped], rtol=RTOL, atol=ATOL)
     assert not torch.allclose(normal[skipped], base[skipped])  # skipping did change those tokens
 
 
-@pytest.mark.parametrize("method", ["lora", "dora", "hira"])
-def test_skip_threshold_is_ignored_in_training_and_with_autograd(method):
-    layer = make_layer(method, gated=True, dropout=0.0, bias=False)
+@pytest.mark.parametrize("case", GATED, ids=ids(GATED))
+def test_skip_threshold_is_ignored_in_training_and_with_autograd(case):
+    layer = make_layer(case, dropout=0.0, bias=False)
     x = torch.randn(2, 6, D_IN, generator=torch.Generator().manual_seed(6))
     layer.eval()
     normal = layer(x)
@@ -286,9 +288,10 @@ def test_skip_threshold_is_ignored_in_training_and_with_autograd(method):
         assert torch.equal(layer(x), normal)  # no grad, but training
 
 
-def test_thresholds_zero_and_one_and_the_whole_model():
+@pytest.mark.parametrize("case", GATED, ids=ids(GATED))
+def test_thresholds_zero_and_one_and_the_whole_model(case):
     model = make_tiny_llama()
-    build_method("hira_gate", r=4, gate_weight_init_std=0.5).apply(model)
+    summary = case.build(r=4, gate_weight_init_std=0.5).apply(model)
     randomize_adapters(model)
     model.eval()  # apply() adds its layers in training mode
     input_ids = torch.randint(3, 128, (2, 9), generator=torch.Generator().manual_seed(2))
@@ -304,28 +307,29 @@ def test_thresholds_zero_and_one_and_the_whole_model():
     assert torch.equal(skipped_logits, base_logits)
     assert not torch.allclose(normal, base_logits)
     assert none_skipped.fraction == 0.0 and all_skipped.fraction == 1.0
-    assert all_skipped.total == 2 * 9 * 10  # tokens x adapted modules
+    assert all_skipped.total == 2 * 9 * len(summary.adapted_modules)  # tokens x adapted modules
     assert all(layer.gate_skip_threshold is None for _, layer in adapter_layers(model))
 
 
 def test_threshold_validation_and_setter():
     model = make_tiny_llama()
-    build_method("lora_gate", r=4).apply(model)
+    layers = len(GATED[0].build(r=4).apply(model).adapted_modules)
     for bad in (-0.1, 1.5, "0.5", True):
         with pytest.raises(ConfigError, match="gate_skip_threshold"):
             set_gate_skip_threshold(model, bad)
-    assert set_gate_skip_threshold(model, 0.25) == 10
+    assert set_gate_skip_threshold(model, 0.25) == layers
     assert {layer.gate_skip_threshold for _, layer in adapter_layers(model)} == {0.25}
-    assert set_gate_skip_threshold(model, None) == 10
+    assert set_gate_skip_threshold(model, None) == layers
     ungated = make_tiny_llama()
-    build_method("lora", r=4).apply(ungated)
+    GATED[0].build(r=4, gate=False).apply(ungated)
     with pytest.raises(ConfigError, match="gated"):
         evaluate_gate_skip(ungated, lambda m: 0.0)
 
 
-def test_evaluate_gate_skip_reports_metric_fraction_and_restores_state():
+@pytest.mark.parametrize("case", GATED, ids=ids(GATED))
+def test_evaluate_gate_skip_reports_metric_fraction_and_restores_state(case):
     model = make_tiny_llama()
-    build_method("dora_gate", r=4, gate_weight_init_std=0.5).apply(model)
+    case.build(r=4, gate_weight_init_std=0.5).apply(model)
     randomize_adapters(model)
     model.train()
     input_ids = torch.randint(3, 128, (2, 8), generator=torch.Generator().manual_seed(3))
