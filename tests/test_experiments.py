@@ -3,6 +3,7 @@ two-run sweep on the tiny model and the offline commonsense data, followed by it
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -12,9 +13,11 @@ import yaml
 
 from gatera_lab.cli import main
 from gatera_lab.errors import ConfigError
-from gatera_lab.experiments import build_plan, choose_learning_rate, load_sweep, run_status
+from gatera_lab.experiments import build_plan, choose_learning_rate, load_sweep, run_status, seed_results
 from gatera_lab.experiments import command as sweep_command
+from gatera_lab.experiments.claim_lines import comparison_lines
 from gatera_lab.experiments.claims import Comparison
+from gatera_lab.experiments.claims_file import load_claims
 from gatera_lab.experiments.lr_selection import GridPoint
 from gatera_lab.experiments.majority_baseline import majority_label_accuracy
 from gatera_lab.experiments.run_config import caching_resolver, identity_hash, training_config
@@ -39,7 +42,7 @@ def write_yaml(path: Path, data: dict) -> Path:
 def test_reproduction_sweep_states_the_six_methods_and_the_required_sweeps():
     spec = load_sweep(REPRODUCTION)
     assert sorted(spec.methods) == sorted(["lora", "dora", "hira", "lora_gate", "dora_gate", "hira_gate"])
-    assert all(len(family.learning_rates) >= 2 for family in spec.families)
+    assert all(len(family.learning_rates) >= 2 for family in spec.family_list)
     assert len(spec.seeds) >= 2 and spec.search_seed in spec.seeds
     assert spec.entropy_sweep.method == "hira_gate"
     assert 0.0 in spec.entropy_sweep.values and sum(value > 0 for value in spec.entropy_sweep.values) >= 2
@@ -73,17 +76,18 @@ def test_reproduction_overlay_gives_every_method_the_same_budget(resolver):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"colour": "red"}, "unknown option 'colour'"),
+        ({"colour": "red"}, "Option 'colour' is not accepted"),
         (
             {"families": {"hira": {"methods": ["qlora"], "learning_rates": [1e-3]}}},
             "'families.hira.methods' names 'qlora'",
         ),
         (
             {"families": {"hira": {"methods": ["hira"], "learning_rates": [-1]}}},
-            "'families.hira.learning_rates' must be a positive",
+            'Parser key "learning_rates": Not of type PositiveFloat: -1',
         ),
         ({"seeds": [1, 1]}, "option 'seeds' repeats a seed"),
-        ({"launcher": "slurm"}, "option 'launcher' must be one of"),
+        ({"launcher": "slurm"}, 'Parser key "launcher": Expected a typing.Literal'),
+        ({"estimate": {"seconds_per_step": -1}}, 'Parser key "estimate.seconds_per_step"'),
         ({"entropy_sweep": {"method": "lora_gate", "values": [0.0], "seeds": [1]}}, "belongs to no family"),
     ],
 )
@@ -129,9 +133,9 @@ def test_plan_names_finals_after_the_search_and_reuses_the_search_run(resolver):
     spec = load_sweep(REPRODUCTION)
     plan = build_plan(spec, {}, resolver)
     search = [run for run in plan.runs if "lr_search" in run.phases]
-    assert len(search) == sum(len(f.methods) * len(f.learning_rates) for f in spec.families)
+    assert len(search) == sum(len(f.methods) * len(f.learning_rates) for f in spec.family_list)
     assert {group.family for group in plan.waiting if group.phase == "final"} == {
-        f.name for f in spec.families
+        f.name for f in spec.family_list
     }
     # hira's search recorded: rate 3e-3 has the best mean validation accuracy of hira and hira_gate
     scores = {1e-3: 0.40, 3e-3: 0.55, 1e-2: 0.30}
@@ -187,6 +191,34 @@ def test_comparison_verdicts():
     assert "gated minus ungated = +3.00 ± 1.41 points over 2 seed(s)" in sentence
 
 
+def a_tested_run(average: float) -> seed_results.TestedRun:
+    test = {"accuracy": dict.fromkeys(TASKS, average), "counts": {task: [0, 200] for task in TASKS}}
+    return seed_results.TestedRun(None, {"test": test})
+
+
+def test_claims_are_data_the_claims_file_decides_the_lines(tmp_path):
+    claims = load_claims(
+        write_yaml(
+            tmp_path / "claims.yaml",
+            {
+                "comparisons": [
+                    {"label": "A vs B", "pairs": [["hira", "hira_gate"], ["lora", "lora_gate"]], "paper": -1}
+                ]
+            },
+        )
+    )
+    finals = {
+        "hira": {42: a_tested_run(0.52)},
+        "hira_gate": {42: a_tested_run(0.50)},
+    }  # lora absent: the hira pair only
+    (line,) = comparison_lines(claims, finals)
+    assert line.startswith("A vs B = +2.00 points over 1 seed(s)") and "paper: -1.00 → " in line
+    assert comparison_lines(claims, {"hira": finals["hira"]}) == []  # no pair present: no line
+    bad = write_yaml(tmp_path / "bad.yaml", {"comparisons": [{"label": "x", "pairs": [["a"]]}]})
+    with pytest.raises(ConfigError, match=r"claims file .*bad.yaml.*comparisons"):
+        load_claims(bad)
+
+
 # ---------------------------------------------------------------------- a real sweep, end to end
 @pytest.fixture(scope="module")
 def olmo_wheel():
@@ -220,6 +252,7 @@ def tiny_sweep(tmp_path: Path, model_dir: Path) -> Path:
                 "model.warmup_steps": 1,
             },
             "zero_shot": "lora",
+            "claims": "configs/sweeps/claims.yaml",
             "families": {"hira": {"methods": ["hira", "hira_gate"], "learning_rates": [1e-3]}},
             "search_seed": 42,
             "seeds": [42],
@@ -432,33 +465,29 @@ def test_report_of_a_complete_sweep_states_the_claims_from_the_numbers(resolver,
     ]
 
 
-def test_subprocess_launch_finds_its_log_folder_and_keeps_the_console(olmo_wheel, tiny_model_dir, tmp_path):
-    from gatera_lab.experiments.launcher import console_tail, launch
+def test_a_stage_in_a_child_process_writes_its_record_from_the_trainer(olmo_wheel, tiny_model_dir, tmp_path):
+    """``launcher: subprocess``: the zero-shot test runs in a child Python process, which writes the record
+    from ``module.test_results``; the console goes to the stage folder; a failing stage is a RunFailed."""
+    from gatera_lab.experiments.run_process import RunFailed, run_stage
+    from gatera_lab.experiments.run_stage import RunContext
 
-    root = tmp_path / "zero_shot"
-    (root / "lightning_logs" / "version_0").mkdir(parents=True)  # an earlier, interrupted attempt
-    args = [
-        "--config",
-        "configs/lora.yaml",
-        "--model.model",
-        str(tiny_model_dir),
-        "--model.method.init_args.r",
-        "4",
-    ]
-    args += [
-        "--data.test_limit",
-        "1",
-        "--trainer.default_root_dir",
-        str(root),
-        "--trainer.enable_progress_bar",
-        "false",
-    ]
-    result = launch("test", args, root, mode="subprocess", threads=1)
-    assert result.returncode == 0 and result.log_dir == root / "lightning_logs" / "version_1"
-    counts = json.loads((result.log_dir / "test_results.json").read_text())["counts"]
-    assert {task: total for task, (_, total) in counts.items()} == dict.fromkeys(TASKS, 1)
-    assert result.command.startswith("gatera-lab test --config configs/lora.yaml")
-    assert "test_results.json" in console_tail(result, 40)
+    spec = load_sweep(tiny_sweep(tmp_path, tiny_model_dir))
+    (run,) = [run for run in build_plan(spec, {}).runs if run.kind == "zero_shot"]
+    context = RunContext(
+        tmp_path / "records", tmp_path / "runs", str(spec.path), "gatera-lab sweep", threads=1
+    )
+    record = run_stage("test", run, context, None)
+    assert json.loads((tmp_path / "records" / f"{run.name}.json").read_text()) == record
+    assert {task: total for task, (_, total) in record["test"]["counts"].items()} == dict.fromkeys(TASKS, 2)
+    assert record["test"]["settings"] == run.test_settings and record["fit"] is None
+    console = tmp_path / "runs" / run.name / "test" / "console.log"
+    assert console.is_file()
+    broken = dataclasses.replace(
+        run, name="broken", args=(*run.args, "--model.model", str(tmp_path / "none"))
+    )
+    with pytest.raises(RunFailed, match=r"run broken: test failed: "):  # in-process: the same error, no child
+        run_stage("test", broken, dataclasses.replace(context, mode="inprocess"), None)
+    assert not (tmp_path / "records" / "broken.json").exists()
 
 
 def test_majority_baseline_is_the_most_common_gold_label_share_of_the_subset(olmo_wheel):

@@ -15,7 +15,7 @@ from gatera_lab.checkpoint_file import UnsafeCheckpointError, load_checkpoint_fi
 from gatera_lab.checkpoint_metadata import checkpoint_metadata
 from gatera_lab.cli import main as cli_main
 from gatera_lab.datamodules import LLMAdaptersJSONDataModule
-from gatera_lab.experiments.test_checkpoint import DROPPED, write_test_checkpoint
+from gatera_lab.experiments.stripped_checkpoint import DROPPED, write_test_checkpoint
 from gatera_lab.export import load_checkpoint_adapter
 from gatera_lab.export_command import main as export_main
 from gatera_lab.fingerprint import base_model_fingerprint

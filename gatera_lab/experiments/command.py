@@ -35,7 +35,7 @@ from gatera_lab.experiments.records import load_records
 from gatera_lab.experiments.run_claims import claim_run, claimed_by_others
 from gatera_lab.experiments.run_config import caching_resolver
 from gatera_lab.experiments.run_executor import RunContext, RunFailed, execute_run
-from gatera_lab.experiments.sweep_spec import LAUNCHERS, SweepSpec, load_sweep
+from gatera_lab.experiments.sweep_file import LAUNCHERS, SweepSpec, load_sweep
 
 POLL_SECONDS = 30.0
 

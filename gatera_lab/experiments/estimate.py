@@ -15,7 +15,7 @@ import math
 
 from gatera_lab.experiments.plan import PlannedRun
 from gatera_lab.experiments.run_config import get_path
-from gatera_lab.experiments.sweep_spec import EstimateSpec
+from gatera_lab.experiments.sweep_file import EstimateSpec
 
 TEST_SIZES = {
     "boolq": 3270,

@@ -8,10 +8,11 @@ every gated module's gate over the real tokens ``S`` (``attention_mask = 1``), t
     mean = sum_S g / |S|,    near_binary = |{g < 0.1}| / |S| + |{g > 0.9}| / |S|,
     prompt_mean = sum_P g / |P|,    response_mean = sum_R g / |R|,    H = mean_S H(g)  (nats)
 
-for the group ``all`` and per module type (``type_q`` ...), with ``bins``-bin histograms of the ``all`` gates
-on P and on R. It then continues the probe prompt greedily (`trace_generation`) and keeps the mean gate of the
-prefill pass and of the decode passes, and the layer-by-token gate matrix (means over each layer's modules)
-for a heatmap. Ungated models are skipped. The file goes to the run's log folder, atomically.
+for the group ``all`` and per module type (``type_q`` ...; pooled by the diagnostics' `grouped_values`),
+with ``bins``-bin histograms of the ``all`` gates on P and on R. It then continues the probe prompt greedily
+(`trace_generation`) and keeps the mean gate of the prefill pass and of the decode passes, and the
+layer-by-token gate matrix (means over each layer's modules) for a heatmap. Ungated models are skipped. The file goes to the run's log folder, atomically; the same
+statistics stay in ``result`` for the caller that added the probe (the sweep's fit stage).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from gatera_lab.diagnostics.gate_capture import GateCapture, gated_layers
-from gatera_lab.diagnostics.gate_statistics import binary_entropy, summarize
+from gatera_lab.diagnostics.gate_statistics import binary_entropy, grouped_values, summarize
 from gatera_lab.diagnostics.generation_trace import trace_generation
 from gatera_lab.diagnostics.prefill_decode_monitor import DEFAULT_PROBE
 from gatera_lab.diagnostics.step_diagnostic import check_positive, diagnosed_model
@@ -94,6 +95,7 @@ class FinalGateProbe(Callback):
         self.max_new_tokens = max_new_tokens
         self.bins = check_positive(type(self).__name__, "bins", bins)
         self.written: Path | None = None
+        self.result: dict[str, Any] | None = None  # the statistics of the last on_train_end, as written
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         model = diagnosed_model(pl_module)
@@ -109,7 +111,8 @@ class FinalGateProbe(Callback):
             model.train(was_training)
         statistics["step"] = trainer.global_step
         self.written = run_folder(trainer) / FILENAME  # not trainer.log_dir: it broadcasts (rank 0 only here)
-        write_json_atomic(self.written, json_safe(statistics))
+        self.result = json_safe(statistics)
+        write_json_atomic(self.written, self.result)
 
     def statistics(self, model: torch.nn.Module, datamodule: Any, device: torch.device) -> dict[str, Any]:
         """Pooled gate statistics of the held-out batches (see the module docstring)."""
@@ -127,11 +130,11 @@ class FinalGateProbe(Callback):
                 )
             finally:
                 capture.stop()
-            for name, gate in capture.first_gates().items():  # gate (B, T)
-                kind = name.split(".")[-1].removesuffix("_proj")
-                for group in ("all", f"type_{kind}"):
-                    for part, mask in masks.items():
-                        pooled.setdefault(group, {}).setdefault(part, []).append(gate[mask].float().cpu())
+            gates = capture.first_gates()  # module name -> (B, T)
+            for part, mask in masks.items():
+                for group, values in grouped_values(gates, mask).items():  # values (N,)
+                    if group == "all" or group.startswith("type_"):
+                        pooled.setdefault(group, {}).setdefault(part, []).append(values.cpu())
         groups, histograms = {}, None
         for group, parts in pooled.items():
             values = {part: torch.cat(chunks) for part, chunks in parts.items()}

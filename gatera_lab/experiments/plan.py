@@ -27,7 +27,7 @@ from gatera_lab.experiments.run_config import (
     identity_hash,
     test_settings,
 )
-from gatera_lab.experiments.sweep_spec import SweepSpec
+from gatera_lab.experiments.sweep_file import SweepSpec
 
 SEED_KEY = "seed_everything"
 LR_KEY = "model.learning_rate"
@@ -87,9 +87,6 @@ class Plan:
     runs: list[PlannedRun] = field(default_factory=list)
     waiting: list[WaitingGroup] = field(default_factory=list)
     choices: dict[str, LearningRateChoice] = field(default_factory=dict)
-
-    def by_name(self) -> dict[str, PlannedRun]:
-        return {run.name: run for run in self.runs}
 
     def first_training_run(self) -> PlannedRun | None:
         """The first run that trains: its resolved config stands for the sweep's shared budget and test set."""
@@ -239,7 +236,7 @@ def build_plan(spec: SweepSpec, records: dict[str, dict[str, Any]], resolver: Re
     builder = _PlanBuilder(spec, records, resolver or caching_resolver())
     if spec.zero_shot:
         builder.add(spec.zero_shot, "zero_shot", {}, needs_test=True, kind="zero_shot")
-    for family in spec.families:
+    for family in spec.family_list:
         builder.family(family)
     if spec.entropy_sweep is not None:
         builder.entropy()

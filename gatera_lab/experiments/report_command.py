@@ -16,11 +16,12 @@ from pathlib import Path
 
 from gatera_lab.diagnostics.plotting import save_png
 from gatera_lab.errors import ConfigError, GateraError
+from gatera_lab.experiments.claims_file import load_claims
 from gatera_lab.experiments.majority_baseline import majority_label_accuracy
 from gatera_lab.experiments.plan import build_plan
 from gatera_lab.experiments.records import load_records
 from gatera_lab.experiments.report_markdown import build_report
-from gatera_lab.experiments.sweep_spec import load_sweep
+from gatera_lab.experiments.sweep_file import load_sweep
 from gatera_lab.local_cache import write_text_atomic
 
 DEFAULT_SWEEP = "configs/sweeps/reproduction.yaml"
@@ -61,7 +62,8 @@ def run_report(args: argparse.Namespace, argv: list[str]) -> Path:
             file=sys.stderr,
         )
     command = shlex.join(["gatera-lab", "report", *argv])
-    report = build_report(spec, plan, records, command, f"{out.stem}_", majority)
+    claims = load_claims(spec.claims)
+    report = build_report(spec, plan, records, command, f"{out.stem}_", majority, claims)
     for name, figure in report.figures.items():
         save_png(figure, out.parent / name)
     write_text_atomic(out, report.markdown)

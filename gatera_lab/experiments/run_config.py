@@ -1,6 +1,6 @@
 """A run's effective configuration: the CLI's own resolution of configs + overrides, and its identity hash.
 
-The configuration is resolved by the real CLI (``gatera-lab fit ... --print_config``, in-process, nothing is
+The configuration is resolved by the real CLI's parser (``gatera-lab fit``'s, in-process, nothing is
 built), so every default, config file and override is accounted for exactly as a run would see it. The
 *identity* of a run is a hash of that configuration without what cannot change the trained adapter:
 output folders, the progress bar and logging cadence, the gate diagnostics callbacks (they only read the
@@ -11,18 +11,21 @@ one record serves both (a learning-rate search run is also the final run of its 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
 import shlex
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from argparse import ArgumentError
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import lightning as L
 import yaml
+from lightning.pytorch.cli import LightningArgumentParser
 
+from gatera_lab.cli import GateraCLI
 from gatera_lab.errors import ConfigError
+from gatera_lab.module import GateraModule
 
 TEST_KEYS = (
     "data.init_args.test_limit",
@@ -69,36 +72,46 @@ def command_line(subcommand: str, args: Sequence[str]) -> str:
     return shlex.join(["gatera-lab", subcommand, *args])
 
 
-@contextlib.contextmanager
-def quiet_cli_warnings() -> Iterator[None]:
-    """Silence LightningCLI's warning that ``args`` were given while ``sys.argv`` has arguments too: the
-    runner calls the CLI in-process from ``gatera-lab sweep``, so both are always present, on purpose."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")
-        yield
+class _Parsed(Exception):  # noqa: N818 (a signal, not an error): carries the parsed configuration out
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__("parsed")
+        self.config = config
+
+
+class _ResolvingCLI(GateraCLI):
+    """`GateraCLI` that stops right after parsing ``fit``: it hands back the parsed configuration as the
+    parser dumps it (every default, config file and override, exactly as ``--print_config`` shows it) and
+    builds nothing."""
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        super().parse_arguments(parser, args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # jsonargparse's deprecation notice of skip_none
+            text = parser.dump(self.config, skip_none=False)
+        raise _Parsed(yaml.safe_load(text)["fit"])
 
 
 def resolve_config(args: Sequence[str]) -> dict[str, Any]:
-    """The fully resolved ``fit`` configuration of ``args`` (configs and overrides), as the CLI prints it."""
-    from gatera_lab.cli import main
-
-    stdout, stderr = io.StringIO(), io.StringIO()
-    code: int | str | None = None
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), quiet_cli_warnings():
-        try:
-            code = main(["fit", *args, "--print_config"])
-        except SystemExit as exit_info:
-            code = exit_info.code
-    text = stdout.getvalue()
-    if code not in (0, None) or not text.strip():
-        message = (stderr.getvalue() or text).strip().splitlines()[-3:]
+    """The fully resolved ``fit`` configuration of ``args`` (configs and overrides), parsed in-process."""
+    try:
+        with warnings.catch_warnings():  # args given while sys.argv has a subcommand of its own: on purpose
+            warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")
+            _ResolvingCLI(
+                GateraModule,
+                L.LightningDataModule,
+                subclass_mode_data=True,
+                args=["fit", *args],
+                auto_configure_optimizers=False,
+                parser_kwargs={"default_env": False, "exit_on_error": False},
+            )
+    except _Parsed as parsed:
+        return parsed.config
+    except (ArgumentError, ValueError) as error:
+        message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
         raise ConfigError(
-            f"the run configuration does not resolve ({command_line('fit', args)}): {' | '.join(message)}"
-        )
-    resolved = yaml.safe_load(text)
-    if not isinstance(resolved, dict):
-        raise ConfigError(f"the CLI printed no configuration for {command_line('fit', args)}")
-    return resolved
+            f"the run configuration does not resolve ({command_line('fit', args)}): {message}"
+        ) from None
+    raise ConfigError(f"the CLI parsed no configuration for {command_line('fit', args)}")
 
 
 def caching_resolver(resolver: Resolver = resolve_config) -> Resolver:

@@ -1,0 +1,122 @@
+"""The results page's facts: the budget, the machine and time, the commands, and the runs still missing."""
+
+from __future__ import annotations
+
+from gatera_lab.evaluation.results_table import COMMONSENSE_COLUMNS
+from gatera_lab.experiments.machine import describe
+from gatera_lab.experiments.plan import run_status
+from gatera_lab.experiments.report_data import (
+    ReportData,
+    plan_config,
+    recorded,
+)
+from gatera_lab.experiments.run_config import get_path
+
+
+def budget(data: ReportData) -> str:
+    c = data.config
+    method = get_path(c, "model.method.init_args") or {}
+    tasks = get_path(c, "data.init_args.tasks") or list(COMMONSENSE_COLUMNS)
+    cap, val = get_path(c, "data.init_args.per_task_cap"), get_path(c, "data.init_args.val_size") or 0
+    steps, batch = get_path(c, "trainer.max_steps"), get_path(c, "data.init_args.batch_size")
+    accumulate = get_path(c, "trainer.accumulate_grad_batches") or 1
+    rows = f"{len(tasks) * cap - val}" if isinstance(cap, int) else "all"
+    seen = steps * batch * accumulate if isinstance(steps, int) and isinstance(batch, int) else "?"
+    limit = get_path(c, "data.init_args.test_limit")
+    facts = [
+        f"base model `{get_path(c, 'model.model')}` ({get_path(c, 'model.dtype')}), rank {method.get('r')} "
+        f"(alpha {method.get('alpha')}) on {', '.join(method.get('target_modules') or [])}",
+        f"training data: {cap} rows from each of the {len(tasks)} train sets (data seed "
+        f"{get_path(c, 'data.init_args.seed')}), {val} of the pooled rows held out for validation, "
+        f"{rows} training rows; the same rows, in the same order (the data seed also draws the "
+        "shuffling), for every method and seed, so a run's seed (`seed_everything`) changes only the "
+        "adapter's random initialisation (and dropout, where a config has it)",
+        f"{steps} optimizer steps of {batch} sequences of at most {get_path(c, 'data.init_args.max_length')} "
+        f"tokens (gradient accumulation {accumulate}; {seen} sequences seen), warm-up "
+        f"{get_path(c, 'model.warmup_steps')} steps, {get_path(c, 'model.lr_schedule')} decay, loss on "
+        f"{get_path(c, 'model.loss_on')} tokens",
+        f"test: the first {limit if limit is not None else 'all'} rows of each test set "
+        f"({get_path(c, 'model.eval_protocol')} protocol: argmax of the candidate labels' log-likelihood)",
+        "learning-rate grids: "
+        + "; ".join(
+            f"{f.name} {', '.join(f'{r:g}' for r in f.learning_rates)}" for f in data.spec.family_list
+        )
+        + f" (search seed {data.spec.search_seed}); final seeds {', '.join(str(s) for s in data.spec.seeds)}",
+    ]
+    if data.spec.entropy_sweep:
+        sweep = data.spec.entropy_sweep
+        facts.append(
+            f"entropy sweep: {sweep.method} at lambda {', '.join(f'{v:g}' for v in sweep.values)} "
+            f"(seeds {', '.join(str(s) for s in sweep.seeds)}); the headline {sweep.method} uses its config's "
+            f"lambda {get_path(plan_config(data, sweep.method), 'model.method.init_args.entropy_weight')}"
+        )
+    text = "\n".join(f"- {fact}" for fact in facts)
+    return text + (f"\n\nFrom the sweep file: {data.spec.budget}\n" if data.spec.budget else "\n")
+
+
+def machine_and_time(data: ReportData) -> str:
+    machines: dict[str, int] = {}
+    fit_seconds = test_seconds = 0.0
+    per_method: dict[str, list[float]] = {}
+    for record in recorded(data):
+        machines[describe(record.get("machine"))] = machines.get(describe(record.get("machine")), 0) + 1
+        fit = record.get("fit") or {}
+        fit_seconds += fit.get("wall_seconds") or 0.0
+        test_seconds += (record.get("test") or {}).get("wall_seconds") or 0.0
+        if fit.get("wall_seconds"):
+            per_method.setdefault(record["method"], []).append(fit["wall_seconds"])
+    lines = [f"- {text}: {count} run(s)" for text, count in machines.items()] or ["- no run recorded yet"]
+    lines.append(
+        f"- compute recorded: {fit_seconds / 3600:.2f} h of training, {test_seconds / 3600:.2f} h of testing"
+    )
+    for method, seconds in per_method.items():
+        lines.append(
+            f"- {method}: {sum(seconds) / len(seconds) / 60:.1f} min per training run ({len(seconds)} runs)"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def commands(data: ReportData, report_command: str) -> str:
+    sweeps = sorted({(record.get("sweep") or {}).get("command") for record in recorded(data)} - {None})
+    lines = ["Sweep (as run):", "", "```"]
+    lines += sweeps or [f"gatera-lab sweep --sweep {data.spec.path}"]
+    lines += [
+        "```",
+        "",
+        "This page:",
+        "",
+        "```",
+        report_command,
+        "```",
+        "",
+        "Every run (fit, then test):",
+        "",
+    ]
+    lines += ["<details><summary>commands of the recorded runs</summary>", "", "```"]
+    for record in recorded(data):
+        for stage in ("fit", "test"):
+            command = (record.get("commands") or {}).get(stage)
+            if command:
+                lines.append(command)
+    lines += ["```", "", "</details>"]
+    return "\n".join(lines) + "\n"
+
+
+def missing(data: ReportData) -> str:
+    lines = []
+    for run in data.plan.runs:
+        status = run_status(run, data.records.get(run.name))
+        if status != "done":
+            need = (
+                "test"
+                if status == "needs_test"
+                else ("test" if run.kind == "zero_shot" else "fit + test" if run.needs_test else "fit")
+            )
+            lines.append(f"- `{run.name}` ({'+'.join(run.phases)}): needs {need}")
+    lines += [f"- {group.describe()}" for group in data.plan.waiting]
+    extra = sorted(set(data.records) - {run.name for run in data.plan.runs})
+    if extra:
+        lines.append(
+            f"- ({len(extra)} record(s) in the folder belong to no run of this plan and are not shown)"
+        )
+    return "\n".join(lines) + "\n" if lines else "None: every run of the sweep is recorded.\n"

@@ -1,0 +1,165 @@
+"""One stage of a planned run, driven in this process through the CLI's Python API, and its record.
+
+A stage builds `GateraCLI` with ``run=False`` from the run's arguments (its configs and overrides, the
+same the plan resolved) plus its folder ``<runs>/<name>/<stage>``, then calls the trainer itself:
+
+- ``fit``: ``trainer.fit`` with `FinalGateProbe` and `ValidationLog` added; the record takes the checkpoint
+  path from the ``ModelCheckpoint`` callback, the validation metrics and losses from the trainer
+  (`stage_results`) and the gate statistics from the probe;
+- ``test``: ``trainer.test`` from the fit's checkpoint (without its hyper-parameters, `stripped_checkpoint`;
+  a zero-shot run tests the untrained adapter); the record takes ``module.test_results``.
+
+The record is written as soon as the stage ends, so an interrupted sweep loses at most one stage. Each
+record also keeps the equivalent ``gatera-lab`` command of its stages.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+
+from gatera_lab.cli import GateraCLI
+from gatera_lab.evaluation.results_table import COMMONSENSE_COLUMNS
+from gatera_lab.experiments.final_gates import FinalGateProbe
+from gatera_lab.experiments.machine import describe_machine, git_commit
+from gatera_lab.experiments.plan import PlannedRun
+from gatera_lab.experiments.records import write_record
+from gatera_lab.experiments.run_config import command_line, get_path
+from gatera_lab.experiments.stage_results import ValidationLog, training_summary, validation_summary
+from gatera_lab.experiments.stripped_checkpoint import write_test_checkpoint
+from gatera_lab.module import GateraModule
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Where records and run folders go, how runs are launched, and the sweep command for the records."""
+
+    records_dir: Path
+    runs_dir: Path
+    sweep_file: str
+    sweep_command: str
+    mode: str = "subprocess"
+    threads: int | None = None
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def build_cli(args: list[str]) -> GateraCLI:
+    """The CLI of ``args`` with its model, data and trainer built, nothing run (``run=False``)."""
+    with warnings.catch_warnings():  # args given while sys.argv names `sweep`: on purpose
+        warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")
+        return GateraCLI(
+            GateraModule,
+            L.LightningDataModule,
+            subclass_mode_data=True,
+            args=args,
+            run=False,
+            save_config_kwargs={"overwrite": True},
+            auto_configure_optimizers=False,
+            parser_kwargs={"default_env": False},
+        )
+
+
+def base_record(run: PlannedRun, context: RunContext, previous: dict[str, Any] | None) -> dict[str, Any]:
+    """``previous`` (or a new record) with what the plan says about ``run``."""
+    previous = previous or {}
+    return {
+        **previous,
+        "name": run.name,
+        "identity": run.identity,
+        "kind": run.kind,
+        "method": run.method,
+        "family": run.family,
+        "phases": list(dict.fromkeys([*previous.get("phases", []), *run.phases])),
+        "seed": run.seed,
+        "learning_rate": run.learning_rate,
+        "entropy_weight": run.entropy_weight,
+        "config": run.resolved,
+        "sweep": {"file": context.sweep_file, "command": context.sweep_command},
+        "learning_rate_choice": run.learning_rate_choice or previous.get("learning_rate_choice"),
+        "commands": dict(previous.get("commands") or {}),
+        "created": previous.get("created") or _now(),
+        "updated": _now(),
+    }
+
+
+def _stage_args(run: PlannedRun, root: Path) -> list[str]:
+    return [*run.args, "--trainer.default_root_dir", str(root), "--trainer.enable_progress_bar", "false"]
+
+
+def fit_stage(run: PlannedRun, context: RunContext, previous: dict[str, Any] | None) -> dict[str, Any]:
+    """Train ``run`` and write its record (without a test); returns the record."""
+    args = _stage_args(run, context.runs_dir / run.name / "fit")
+    cli = build_cli(args)
+    probe, validations = FinalGateProbe(), ValidationLog()
+    cli.trainer.callbacks.extend([probe, validations])
+    started = time.perf_counter()
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    seconds = time.perf_counter() - started
+    trainer = cli.trainer
+    saver = (
+        trainer.checkpoint_callback
+    )  # the last checkpoint where one is kept, else the best (no monitor: the last)
+    checkpoint = (saver.last_model_path or saver.best_model_path) if saver else ""
+    if not checkpoint or not Path(checkpoint).is_file():
+        raise RuntimeError(f"the fit of {run.name} saved no checkpoint (ModelCheckpoint)")
+    tasks = list(get_path(run.resolved, "data.init_args.tasks") or COMMONSENSE_COLUMNS)
+    record = base_record(run, context, None if previous is None else {"created": previous.get("created")})
+    record["commands"]["fit"] = command_line("fit", args)
+    record.update(
+        fit={
+            "log_dir": str(trainer.log_dir),
+            "checkpoint": str(checkpoint),
+            "steps": trainer.global_step,
+            "wall_seconds": round(seconds, 1),
+            "final": training_summary(trainer),
+        },
+        validation=validation_summary(validations.points, tasks, trainer.global_step),
+        gates=probe.result,
+        test=None,
+        machine=describe_machine(context.threads),
+        git_commit=git_commit(),
+    )
+    write_record(context.records_dir, record)
+    return record
+
+
+def test_stage(run: PlannedRun, context: RunContext, record: dict[str, Any] | None) -> dict[str, Any]:
+    """Test ``run`` (from its record's checkpoint; untrained for a zero-shot run), write the record."""
+    root = context.runs_dir / run.name / "test"
+    args = _stage_args(run, root)
+    checkpoint = None
+    if run.kind == "train":
+        checkpoint = str(write_test_checkpoint(record["fit"]["checkpoint"], root / "adapter.ckpt"))
+    cli = build_cli(args)
+    started = time.perf_counter()
+    cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=checkpoint, weights_only=True)
+    seconds = time.perf_counter() - started
+    results = cli.model.test_results
+    if results is None:
+        raise RuntimeError(f"the test of {run.name} produced no per-task accuracy (module.test_results)")
+    updated = base_record(run, context, record)
+    updated["commands"]["test"] = command_line(
+        "test", args + (["--ckpt_path", checkpoint] if checkpoint else [])
+    )
+    updated["test"] = {
+        "settings": run.test_settings,
+        "protocol": results.get("protocol"),
+        "accuracy": results["accuracy"],
+        "counts": results["counts"],
+        "log_dir": str(cli.trainer.log_dir),
+        "wall_seconds": round(seconds, 1),
+        "machine": describe_machine(context.threads),
+    }
+    if record is None:  # zero-shot: the test is the whole run
+        updated.update(fit=None, validation=None, gates=None, machine=updated["test"]["machine"])
+        updated["git_commit"] = git_commit()
+    write_record(context.records_dir, updated)
+    return updated

@@ -1,0 +1,209 @@
+"""`SweepSpec`: a sweep file (``configs/sweeps/*.yaml``), typed dataclasses that jsonargparse parses.
+
+A sweep file is a YAML mapping of the `SweepSpec` fields::
+
+    name: reproduction
+    overlay: [configs/sweeps/reproduction_overlay.yaml]   # CLI configs applied after each method's config
+    method_configs: configs              # <method>.yaml for every method named below
+    records: results/records             # one JSON record per run
+    runs: results/runs                   # logs and checkpoints (not committed)
+    launcher: subprocess                 # or inprocess
+    threads: null                        # torch threads of each run (null: torch's default)
+    overrides: {}                        # more CLI options for every run: {dotted.option: value}
+    zero_shot: lora                      # test this method's config untrained (adapter at init = the base)
+    families:                            # one learning-rate grid per method family
+      hira: {methods: [hira, hira_gate], learning_rates: [1.0e-3, 3.0e-3]}
+    search_seed: 42                      # the seed of the learning-rate search runs (default: seeds[0])
+    seeds: [42, 43]                      # the seeds of the final runs of every method
+    entropy_sweep: {method: hira_gate, values: [0.0, 0.01, 0.1], seeds: [42]}
+    estimate: {seconds_per_step: 5.0, seconds_per_val_row: 0.3, seconds_per_test_row: 0.3,
+               seconds_per_launch: 45.0}
+    budget: "free text: the budget and why, shown on the results page"
+    claims: configs/sweeps/claims.yaml   # the papers' claims the report checks (`claims_file`)
+
+jsonargparse checks the types (unknown keys, positive learning rates, the launcher's values); `_check` adds
+what types cannot say (registered methods with a config file, no repeats). Every error names the file and
+the option.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from jsonargparse import ArgumentParser
+from jsonargparse.typing import NonNegativeFloat, PositiveFloat, PositiveInt
+
+from gatera_lab.errors import ConfigError
+
+LAUNCHERS = ("subprocess", "inprocess")
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """Methods that share one learning rate, chosen from ``learning_rates`` by their mean validation accuracy.
+
+    Args:
+        methods: the registered methods of the family (each with ``<method_configs>/<method>.yaml``).
+        learning_rates: the grid, positive and without repeats.
+        name: the family's key in ``families`` (set on load).
+    """
+
+    methods: tuple[str, ...]
+    learning_rates: tuple[PositiveFloat, ...]
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class EntropySweepSpec:
+    """Runs of ``method`` at each entropy weight (lambda) of ``values``, at its family's chosen rate."""
+
+    method: str
+    values: tuple[NonNegativeFloat, ...]
+    seeds: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class EstimateSpec:
+    """Time model of a run on the sweep's machine (used by ``--dry-run`` and ``--budget-minutes``)."""
+
+    seconds_per_step: NonNegativeFloat = 5.0  # one optimizer step at the overlay's batch and length
+    seconds_per_val_row: NonNegativeFloat = 0.3  # one validation row: its loss share plus label scoring
+    seconds_per_test_row: NonNegativeFloat = 0.3  # one test row, label log-likelihood scoring
+    seconds_per_launch: NonNegativeFloat = 45.0  # process start, model load, data preparation
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A parsed sweep file; paths are as written (relative to the working directory)."""
+
+    families: dict[str, FamilySpec]
+    seeds: tuple[int, ...]
+    name: str = ""
+    overlay: tuple[str, ...] = ()
+    method_configs: str = "configs"
+    records: str = "results/records"
+    runs: str = "results/runs"
+    launcher: Literal["subprocess", "inprocess"] = "subprocess"
+    threads: Optional[PositiveInt] = None  # noqa: UP045 (jsonargparse reads the annotation)
+    overrides: dict[str, Any] = field(default_factory=dict)
+    zero_shot: Optional[str] = None  # noqa: UP045
+    search_seed: Optional[int] = None  # noqa: UP045
+    entropy_sweep: Optional[EntropySweepSpec] = None  # noqa: UP045
+    estimate: EstimateSpec = field(default_factory=EstimateSpec)
+    budget: str = ""
+    claims: Optional[str] = None  # noqa: UP045
+    path: Path = Path("sweep.yaml")
+
+    def method_config(self, method: str) -> str:
+        """The CLI config file of ``method``: ``<method_configs>/<method>.yaml``."""
+        return os.path.join(self.method_configs, f"{method}.yaml")
+
+    def family_of(self, method: str) -> FamilySpec | None:
+        return next((family for family in self.family_list if method in family.methods), None)
+
+    @property
+    def family_list(self) -> tuple[FamilySpec, ...]:
+        """The families in file order, each with its name."""
+        return tuple(self.families.values())
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """Every method of every family, in file order."""
+        return tuple(method for family in self.family_list for method in family.methods)
+
+
+def _parser() -> ArgumentParser:
+    parser = ArgumentParser(exit_on_error=False, default_env=False)
+    parser.add_class_arguments(SweepSpec, skip={"path"}, fail_untyped=True)
+    return parser
+
+
+def _fail(path: Path, key: str, message: str) -> ConfigError:
+    return ConfigError(f"sweep file {str(path)!r}: option '{key}' {message}")
+
+
+def _check_method(path: Path, key: str, method: str, method_configs: str) -> None:
+    from gatera_lab.registry import available_methods
+
+    if method not in available_methods():
+        raise _fail(
+            path, key, f"names {method!r}, not a registered method ({', '.join(available_methods())})"
+        )
+    config = Path(method_configs) / f"{method}.yaml"
+    if not config.is_file():
+        raise _fail(path, key, f"names {method!r}, but its config {str(config)!r} does not exist")
+
+
+def _repeats(values: tuple[Any, ...]) -> bool:
+    return len(set(values)) != len(values)
+
+
+def _check(spec: SweepSpec) -> None:
+    """What the types cannot say: registered methods with config files, overlay files, no repeats."""
+    path = spec.path
+    if not spec.families or not spec.seeds:
+        raise _fail(path, "families" if not spec.families else "seeds", "must not be empty")
+    for key, file in [*(("overlay", file) for file in spec.overlay), ("claims", spec.claims)]:
+        if file is not None and not Path(file).is_file():
+            raise _fail(path, key, f"names {file!r}, which is not a file")
+    if spec.zero_shot is not None:
+        _check_method(path, "zero_shot", spec.zero_shot, spec.method_configs)
+    seen: set[str] = set()
+    for name, family in spec.families.items():
+        key = f"families.{name}"
+        if not family.methods or not family.learning_rates:
+            raise _fail(path, key, "must name methods and learning_rates")
+        for method in family.methods:
+            _check_method(path, f"{key}.methods", method, spec.method_configs)
+            if method in seen:
+                raise _fail(path, f"{key}.methods", f"repeats {method!r}: each method belongs to one family")
+            seen.add(method)
+        if _repeats(family.learning_rates):
+            raise _fail(path, f"{key}.learning_rates", f"repeats a value: {list(family.learning_rates)}")
+    if _repeats(spec.seeds):
+        raise _fail(path, "seeds", f"repeats a seed: {list(spec.seeds)}")
+    sweep = spec.entropy_sweep
+    if sweep is not None:
+        _check_method(path, "entropy_sweep.method", sweep.method, spec.method_configs)
+        if sweep.method not in seen:
+            raise _fail(
+                path,
+                "entropy_sweep.method",
+                f"names {sweep.method!r}, which belongs to no family (its learning rate is chosen there)",
+            )
+
+
+def load_sweep(path: str | os.PathLike[str]) -> SweepSpec:
+    """Read, type-check (jsonargparse) and check (`_check`) the sweep file at ``path``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"option --sweep: sweep file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"sweep file {str(path)!r} is not valid YAML: {error}") from error
+    if not isinstance(data, dict):
+        raise ConfigError(f"sweep file {str(path)!r} must hold a mapping, got {type(data).__name__}")
+    parser = _parser()
+    try:
+        spec = parser.instantiate(parser.parse_object(data)).as_dict()
+    except Exception as error:  # jsonargparse's ArgumentError: names the key
+        text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        raise ConfigError(f"sweep file {str(path)!r}: {text}") from None
+    families = {name: dataclasses.replace(family, name=name) for name, family in spec["families"].items()}
+    spec = SweepSpec(**{**spec, "families": families, "path": path})
+    spec = dataclasses.replace(
+        spec,
+        name=spec.name or path.stem,
+        seeds=tuple(spec.seeds),
+        overlay=tuple(spec.overlay),
+        search_seed=spec.seeds[0] if spec.search_seed is None else spec.search_seed,
+        budget=spec.budget.strip(),
+    )
+    _check(spec)
+    return spec
