@@ -25,8 +25,8 @@ from gatera_lab.datamodules.train_loader_state import TrainLoaderState
 from gatera_lab.datamodules.training_mixture import ARC_OPENBOOKQA, build_training_mixture
 from gatera_lab.datamodules.truncation_report import TruncationReport, truncation_report, warn_truncation
 from gatera_lab.errors import ConfigError
+from gatera_lab.evaluation.choice_items import EvalCollator, EvalItem
 from gatera_lab.evaluation.distributed_eval_sampler import DistributedEvalSampler
-from gatera_lab.evaluation.eval_batch import EvalCollator, EvalItem
 
 
 class CommonsenseDataModule(TrainLoaderState, L.LightningDataModule):

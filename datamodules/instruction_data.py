@@ -15,9 +15,9 @@ import torch
 from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
-from gatera_lab.datamodules.instruction_prompt import render_prompt
 from gatera_lab.datamodules.json_text_file import read_json_file
 from gatera_lab.errors import ConfigError
+from gatera_lab.prompt_format import render_prompt
 
 REQUIRED_FIELDS = ("instruction", "output")
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from gatera_lab.atomic_write import atomic_path
-from gatera_lab.datamodules.commonsense_tasks import TASKS, CommonsenseExample, DataFormatError, TaskSpec
+from gatera_lab.datamodules.commonsense_examples import TASKS, CommonsenseExample, DataFormatError, TaskSpec
 from gatera_lab.datamodules.instruction_data import read_instruction_file
 from gatera_lab.errors import ConfigError
 from gatera_lab.local_cache import DownloadError, cache_root, discard_unverified, require_pin

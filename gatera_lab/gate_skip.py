@@ -17,15 +17,27 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from gatera_lab.adapter_linear import AdapterLinear, gated_layers
 from gatera_lab.errors import ConfigError
+from gatera_lab.gate_skip_forward import GATHER_MIN_SKIPPED_FRACTION, forward_gated_skipping, skip_active
 
-if TYPE_CHECKING:
-    from gatera_lab.adapter_linear import AdapterLinear
+__all__ = [
+    "GATHER_MIN_SKIPPED_FRACTION",
+    "GateSkipResult",
+    "SkipCount",
+    "count_skipped_tokens",
+    "evaluate_gate_skip",
+    "forward_gated_skipping",
+    "gate_skip_threshold",
+    "set_gate_skip_threshold",
+    "skip_active",
+    "validate_threshold",
+]
 
 
 def validate_threshold(threshold: float | None) -> float | None:
@@ -37,66 +49,11 @@ def validate_threshold(threshold: float | None) -> float | None:
     return float(threshold)
 
 
-def skip_active(layer: AdapterLinear) -> bool:
-    """Whether ``layer`` skips low-gate tokens now: a threshold is set, eval mode, autograd off."""
-    threshold = getattr(layer, "gate_skip_threshold", None)
-    return threshold is not None and not layer.training and not torch.is_grad_enabled()
-
-
-# Below this fraction of skipped tokens, gathering the kept tokens costs more than it saves.
-GATHER_MIN_SKIPPED_FRACTION = 0.5
-
-
-def forward_gated_skipping(layer: AdapterLinear, x: Tensor, gate: Tensor, threshold: float) -> Tensor:
-    """``W0 x + b`` for every token, plus ``g * DeltaW(x)`` for the tokens with ``g >= threshold``.
-
-    With many tokens skipped, the update is computed for the kept tokens only (gathered, then added back).
-    With few skipped, gathering costs more than it saves; a method that declares
-    ``exact_base_at_zero_gate = True`` (its `forward_gated` returns the base layer's output bit for bit
-    where ``g = 0``: the built-in LoRA, DoRA and HiRA) then runs its normal path with those gates set to 0.
-
-    Args:
-        layer: a gated adapter layer.
-        x: (..., d_in) input.
-        gate: (..., 1) gate values of ``x``.
-        threshold: tokens with a gate below it get the base output unchanged.
-    """
-    kept_mask = gate >= threshold  # (..., 1)
-    keep = kept_mask.reshape(-1).nonzero().squeeze(1)  # (K,) indices of kept tokens
-    tokens = gate.numel()
-    if keep.numel() == tokens:
-        return layer.method.forward_gated(layer, x, gate)
-    if keep.numel() == 0:
-        return layer.base_layer(x)
-    skipped_fraction = 1.0 - keep.numel() / tokens
-    if skipped_fraction < GATHER_MIN_SKIPPED_FRACTION and getattr(
-        layer.method, "exact_base_at_zero_gate", False
-    ):
-        return layer.method.forward_gated(layer, x, gate * kept_mask)  # (..., d_out)
-    base_out = layer.base_layer(x)  # (..., d_out)
-    out = base_out.reshape(tokens, -1)  # (N, d_out), a view of base_out
-    x_kept = x.reshape(tokens, -1).index_select(0, keep)  # (K, d_in)
-    gate_kept = gate.reshape(tokens, 1).index_select(0, keep)  # (K, 1)
-    base_kept = out.index_select(0, keep)  # (K, d_out)
-    update = gate_kept * layer.method.delta(layer, layer.dropout(x_kept), base_kept)  # (K, d_out)
-    out.index_add_(0, keep, update.to(out.dtype))
-    return base_out
-
-
-def gated_layers(model: nn.Module) -> Iterator[AdapterLinear]:
-    """Every `AdapterLinear` of ``model`` that has a token gate."""
-    from gatera_lab.adapter_linear import AdapterLinear
-
-    for module in model.modules():
-        if isinstance(module, AdapterLinear) and module.token_gate is not None:
-            yield module
-
-
 def set_gate_skip_threshold(model: nn.Module, threshold: float | None) -> int:
     """Set ``gate_skip_threshold`` on every gated layer of ``model``; returns how many layers were set."""
     threshold = validate_threshold(threshold)
     count = 0
-    for layer in gated_layers(model):
+    for _, layer in gated_layers(model):
         layer.gate_skip_threshold = threshold
         count += 1
     return count
@@ -106,7 +63,7 @@ def set_gate_skip_threshold(model: nn.Module, threshold: float | None) -> int:
 def gate_skip_threshold(model: nn.Module, threshold: float | None) -> Iterator[nn.Module]:
     """Within the block every gated layer uses ``threshold``; the previous thresholds come back after."""
     threshold = validate_threshold(threshold)
-    previous = [(layer, layer.gate_skip_threshold) for layer in gated_layers(model)]
+    previous = [(layer, layer.gate_skip_threshold) for _, layer in gated_layers(model)]
     try:
         for layer, _ in previous:
             layer.gate_skip_threshold = threshold
@@ -134,7 +91,7 @@ def count_skipped_tokens(model: nn.Module) -> Iterator[SkipCount]:
     count = SkipCount()
     pending: list[Tensor] = []
     handles = []
-    for layer in gated_layers(model):
+    for _, layer in gated_layers(model):
 
         def hook(_module: nn.Module, _inputs: Any, gate: Tensor, layer: AdapterLinear = layer) -> None:
             if skip_active(layer):
@@ -176,7 +133,7 @@ def evaluate_gate_skip(
         evaluate: called with ``model``; its return value is stored as ``metric``.
         thresholds: the gate thresholds to compare; include ``None`` for the unskipped reference.
     """
-    if not any(True for _ in gated_layers(model)):
+    if not gated_layers(model):
         raise ConfigError("evaluate_gate_skip needs a model with gated adapters (a *_gate method)")
     was_training = model.training
     results = []

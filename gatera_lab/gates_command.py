@@ -29,6 +29,7 @@ from gatera_lab.checkpoint_metadata import METADATA_KEY
 from gatera_lab.diagnostics.generation_trace import trace_generation
 from gatera_lab.diagnostics.plotting import gate_figure, gate_figure_size_px, save_png
 from gatera_lab.errors import CheckpointMismatchError, ConfigError, GateraError
+from gatera_lab.prompt_format import render_prompt
 
 PREFIX = "model."
 
@@ -153,8 +154,6 @@ def run(args: argparse.Namespace) -> str:
     model, tokenizer, metadata = load_gated_model(args.ckpt, args.base_model, args.device)
     prompt = args.prompt
     if args.instruction:
-        from gatera_lab.datamodules.instruction_prompt import render_prompt
-
         prompt = render_prompt(prompt)
     trace = trace_generation(model, tokenizer, prompt, args.max_new_tokens, stop_at_eos=not args.ignore_eos)
     labels, _ = trace.rows(args.rows)

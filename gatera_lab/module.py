@@ -4,8 +4,9 @@ Loss: ``L = L_task + lambda * mean_{l,t} H(g_lt)``, the causal-LM loss (on respo
 sequence) plus the gate entropy regulariser over real tokens when the method is gated
 (``lambda = method.entropy_weight``). Under DDP both means are over the tokens of the global batch
 (`gatera_lab.global_token_mean`): W processes with one batch each get the gradient that one process gets
-from the W batches together. Evaluation scores every row once (`DistributedEvalSampler`) and sums the
-per-task counts over processes. AdamW updates the adapter parameters only. Checkpoints hold the adapter
+from the W batches together. The gate logits of the step's forward are collected for that forward only
+(`gatera_lab.token_gate.capture_gate_logits`). Evaluation scores every row once (`DistributedEvalSampler`) and
+sums the per-task counts over processes (`gatera_lab.multiple_choice_evaluation`). AdamW updates the adapter parameters only. Checkpoints hold the adapter
 tensors only (see `gatera_lab.checkpoint_metadata`); the frozen base is reloaded from ``model``.
 """
 
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
@@ -29,18 +29,18 @@ from gatera_lab.checkpoint_metadata import (
     restore_rng_states,
 )
 from gatera_lab.errors import ConfigError
-from gatera_lab.evaluation import Protocol, TaskAccuracy, evaluate_batch
-from gatera_lab.evaluation.test_report import is_eval_batch, report_test_results
+from gatera_lab.evaluation import Protocol, TaskAccuracy
+from gatera_lab.evaluation.choice_items import is_eval_batch
 from gatera_lab.global_token_mean import data_parallel_world_size, global_token_shares, scale_gradient
+from gatera_lab.multiple_choice_evaluation import MultipleChoiceEvaluation
 from gatera_lab.optimization import Schedule, build_optimizer
 from gatera_lab.registry import build_method
-from gatera_lab.run_folder import run_folder
-from gatera_lab.token_gate import masked_gate_entropy
+from gatera_lab.token_gate import capture_gate_logits, masked_gate_entropy
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-class GateraModule(L.LightningModule):
+class GateraModule(MultipleChoiceEvaluation):
     """A causal LM, frozen, with one adapter method injected; trains the adapter and (if gated) its gates."""
 
     def __init__(
@@ -123,14 +123,6 @@ class GateraModule(L.LightningModule):
     def gated(self) -> bool:
         return self.method.gate
 
-    def gate_logits(self) -> list[Tensor]:
-        """The (B, T) gate logits of the latest forward, one per adapted module."""
-        return [
-            layer.token_gate.last_logits
-            for _, layer in adapter_layers(self.model)
-            if layer.token_gate is not None and layer.token_gate.last_logits is not None
-        ]
-
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
         """Next-token logits (B, T, V)."""
         return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
@@ -138,13 +130,14 @@ class GateraModule(L.LightningModule):
     # ------------------------------------------------------------------ steps
     def compute_losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """``task`` (causal-LM loss), ``entropy`` (mean gate entropy, gated only) and ``loss`` (their sum)."""
-        logits = self(batch["input_ids"], batch["attention_mask"])  # (B, T, V)
+        with capture_gate_logits(self.model) as gate_logits:
+            logits = self(batch["input_ids"], batch["attention_mask"])  # (B, T, V)
         task = causal_lm_loss(
             logits, batch["input_ids"], batch["attention_mask"], batch["response_mask"], self.hparams.loss_on
         )
         losses = {"task": task, "loss": task}
         if self.gated:
-            entropy = masked_gate_entropy(self.gate_logits(), batch["attention_mask"])
+            entropy = masked_gate_entropy(gate_logits.latest(), batch["attention_mask"])
             losses["entropy"] = entropy
             if self.method.entropy_weight > 0:
                 losses["loss"] = task + self.method.entropy_weight * entropy
@@ -220,85 +213,6 @@ class GateraModule(L.LightningModule):
             sync_dist=True,
             add_dataloader_idx=False,
         )
-
-    # ------------------------------------------------------------------ multiple-choice accuracy
-    def _task_names(self, stage: str) -> tuple[str, ...]:
-        datamodule = self.trainer.datamodule
-        names = getattr(datamodule, "val_task_names" if stage == "val" else "task_names", None)
-        if not names:
-            raise ConfigError(
-                f"{type(datamodule).__name__} serves multiple-choice batches but names no tasks "
-                "(attributes 'task_names' / 'val_task_names')"
-            )
-        return tuple(names)
-
-    def _start_accuracy(self, stage: str) -> None:
-        """A fresh metric for ``stage`` on every process when the DataModule names its tasks.
-
-        Built at the epoch start, not at the first evaluation batch, so that every process holds one and
-        joins its sync at the epoch end even if it got no evaluation batch (the sync is a collective).
-        """
-        self.accuracy.pop(stage, None)
-        datamodule = self.trainer.datamodule
-        if getattr(datamodule, "val_task_names" if stage == "val" else "task_names", None):
-            self.accuracy[stage] = TaskAccuracy(self._task_names(stage)).to(self.device)
-
-    def _finish_accuracy(self, stage: str) -> tuple[dict[str, Tensor], dict[str, tuple[int, int]]] | None:
-        """The stage's accuracies and ``{task: (correct, total)}``, both summed over every process.
-
-        None when no process scored a row. Every process calls this (the sync is a collective).
-        """
-        metric = self.accuracy.pop(stage, None)
-        if metric is None:
-            return None
-        counts = metric.counts()  # synced: the same on every process
-        if not counts:
-            return None
-        return metric.compute(), counts
-
-    def _evaluate(self, stage: str, batch: dict[str, Tensor], protocol: Protocol) -> None:
-        if stage not in self.accuracy:
-            self.accuracy[stage] = TaskAccuracy(self._task_names(stage)).to(self.device)
-        outcome = evaluate_batch(
-            self.model,
-            batch,
-            protocol=protocol,
-            tokenizer=getattr(self.trainer.datamodule, "tokenizer", None),
-            max_new_tokens=self.hparams.generation_max_new_tokens,
-            num_beams=self.hparams.generation_num_beams,
-        )
-        self.accuracy[stage].update(outcome.task_index, outcome.correct)
-
-    def on_validation_epoch_start(self) -> None:
-        self._start_accuracy("val")
-
-    def on_test_epoch_start(self) -> None:
-        self._start_accuracy("test")
-
-    # The accuracies are already summed over processes (equal everywhere); ``sync_dist`` averages equal values.
-    def on_validation_epoch_end(self) -> None:
-        finished = self._finish_accuracy("val")
-        if finished is not None:
-            accuracies = finished[0]
-            self.log("val/acc", accuracies.pop("avg"), prog_bar=True, sync_dist=True)
-            self.log_dict({f"val/acc_{task}": value for task, value in accuracies.items()}, sync_dist=True)
-
-    def on_test_epoch_end(self) -> None:
-        finished = self._finish_accuracy("test")
-        if finished is None:
-            return
-        accuracies = {task: float(value) for task, value in finished[0].items()}
-        counts = finished[1]
-        self.log_dict({f"test/acc_{task}": value for task, value in accuracies.items()}, sync_dist=True)
-        self.test_results = {
-            "method": self.method.name,
-            "model": self.hparams.model,
-            "protocol": self.hparams.eval_protocol,
-            "accuracy": accuracies,
-            "counts": counts,
-        }
-        if self.trainer.is_global_zero:
-            report_test_results(self.test_results, run_folder(self.trainer))
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> dict[str, Any]:

@@ -13,20 +13,30 @@ The regulariser is the binary entropy ``H(g) = -g log g - (1 - g) log(1 - g)``, 
 computed from the logit for stability: ``H = g * softplus(-z) + (1 - g) * softplus(z)``.
 
 The module is called ``token_gate`` inside each adapted layer: Llama's MLP already has a ``gate_proj``.
+
+A gate keeps nothing between calls. Who needs its logits asks for them for a scope: `capture_gate_logits`
+(the entropy regulariser of one step) or `gate_logit_sink` (diagnostics) installs a sink that `forward`
+feeds while the scope lasts; `forced_gate_value` replaces every gate's value for a scope (tests, parity).
 """
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+LogitSink = Callable[[Tensor], None]
+
 
 class TokenGate(nn.Module):
     """``g = sigmoid(w . x + b)``: one scalar gate per token, computed from the adapted module's input.
 
-    The last logits are kept (``last_logits``, shape (..., T)) for the entropy regulariser and for
-    diagnostics; `GateraModule` clears them after every step.
+    Each forward hands its logits (..., T) to the sinks installed by `gate_logit_sink` (none outside such
+    a scope); `forced_gate_value` makes it return a constant for a scope.
     """
 
     def __init__(self, in_features: int, bias_init: float = 0.0, weight_init_std: float = 0.0) -> None:
@@ -41,9 +51,8 @@ class TokenGate(nn.Module):
         self.bias = nn.Parameter(torch.full((1,), float(bias_init)))  # (1,)
         if weight_init_std > 0:
             nn.init.normal_(self.weight, std=weight_init_std)
-        self.forced_value: float | None = None
-        self.record_logits = True
-        self.last_logits: Tensor | None = None
+        self._logit_sinks: list[LogitSink] = []  # installed and removed by gate_logit_sink only
+        self._forced_value: float | None = None  # set and restored by forced_gate_value only
 
     def logits(self, x: Tensor) -> Tensor:
         """``z = w . x + b`` for every token: (..., d_in) -> (..., 1)."""
@@ -51,16 +60,71 @@ class TokenGate(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """The gate values, shape (..., 1), broadcastable against the update (..., d_out)."""
-        if self.forced_value is not None:
-            self.last_logits = None
-            return x.new_full((*x.shape[:-1], 1), self.forced_value)  # (..., 1)
+        if self._forced_value is not None:
+            return x.new_full((*x.shape[:-1], 1), self._forced_value)  # (..., 1), no logits to hand over
         z = self.logits(x)  # (..., 1)
-        if self.record_logits:
-            self.last_logits = z.squeeze(-1)  # (..., T)
+        for sink in self._logit_sinks:
+            sink(z.squeeze(-1))  # (..., T)
         return torch.sigmoid(z)  # (..., 1)
 
     def extra_repr(self) -> str:
         return f"in_features={self.weight.shape[1]}"
+
+
+def token_gates(model: nn.Module) -> list[TokenGate]:
+    """Every `TokenGate` of ``model``, in module order."""
+    return [module for module in model.modules() if isinstance(module, TokenGate)]
+
+
+@contextlib.contextmanager
+def gate_logit_sink(gate: TokenGate, sink: LogitSink) -> Iterator[None]:
+    """Within the block every forward of ``gate`` calls ``sink(z)`` with its logits ``z`` (..., T)."""
+    gate._logit_sinks.append(sink)
+    try:
+        yield
+    finally:
+        gate._logit_sinks = [installed for installed in gate._logit_sinks if installed is not sink]
+
+
+@dataclass
+class GateLogits:
+    """The gate logits of the forwards run within one `capture_gate_logits` block."""
+
+    by_gate: list[list[Tensor]] = field(
+        default_factory=list
+    )  # per gate (module order), per forward: (..., T)
+
+    def latest(self) -> list[Tensor]:
+        """The logits of each gate's latest forward (gates that did not run, or were forced, are left out)."""
+        return [logits[-1] for logits in self.by_gate if logits]
+
+
+@contextlib.contextmanager
+def capture_gate_logits(model: nn.Module) -> Iterator[GateLogits]:
+    """Collect the logits of every `TokenGate` of ``model`` in the forwards run within the block.
+
+    The logits stay attached to the autograd graph (the entropy regulariser backpropagates through them).
+    """
+    gates = token_gates(model)
+    captured = GateLogits([[] for _ in gates])
+    with contextlib.ExitStack() as scope:
+        for gate, logits in zip(gates, captured.by_gate, strict=True):
+            scope.enter_context(gate_logit_sink(gate, logits.append))
+        yield captured
+
+
+@contextlib.contextmanager
+def forced_gate_value(model: nn.Module, value: float) -> Iterator[nn.Module]:
+    """Within the block every `TokenGate` of ``model`` returns ``value`` for every token (and no logits)."""
+    gates = token_gates(model)
+    previous = [gate._forced_value for gate in gates]
+    try:
+        for gate in gates:
+            gate._forced_value = float(value)
+        yield model
+    finally:
+        for gate, forced in zip(gates, previous, strict=True):
+            gate._forced_value = forced
 
 
 def binary_entropy_from_logits(logits: Tensor) -> Tensor:

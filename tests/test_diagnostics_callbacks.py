@@ -13,6 +13,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from gatera_lab import build_method
+from gatera_lab.adapter_linear import gated_layers
 from gatera_lab.datamodules import LLMAdaptersJSONDataModule
 from gatera_lab.diagnostics import (
     GateEntropyMonitor,
@@ -21,7 +22,6 @@ from gatera_lab.diagnostics import (
     PrefillDecodeMonitor,
     gate_figure_size_px,
 )
-from gatera_lab.diagnostics.gate_capture import gated_layers
 from gatera_lab.errors import ConfigError
 from gatera_lab.module import GateraModule
 

@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from gatera_lab import build_method
-from gatera_lab.diagnostics.gate_capture import gated_layers
+from gatera_lab.adapter_linear import gated_layers
 from gatera_lab.diagnostics.gradient_masking import GradientMaskingProbe, combine, method_parameters
+from gatera_lab.token_gate import capture_gate_logits
 from tests.conftest import make_tiny_llama, randomize_adapters
 
 
@@ -127,11 +128,13 @@ def test_gates_stay_untouched_by_the_measurement(token_batch):
     build_method("hira_gate", r=4, gate_weight_init_std=0.5).apply(model)
     probe = GradientMaskingProbe(model)
     probe.start()
-    loss = next_token_loss(model, token_batch)
-    before = {name: layer.token_gate.last_logits for name, layer in gated_layers(model)}
+    with capture_gate_logits(model) as captured:
+        loss = next_token_loss(model, token_batch)
     loss.backward()
     assert len(probe.finish()) == 10
-    assert all(layer.token_gate.last_logits is before[name] for name, layer in gated_layers(model))
+    # the step's logits are one forward's, and the probe's recomputation leaves nothing on the gates
+    assert [len(per_forward) for per_forward in captured.by_gate] == [1] * 10
+    assert not any(layer.token_gate._logit_sinks for _, layer in gated_layers(model))
     assert probe._inputs == {} and not any(layer._forward_hooks for _, layer in gated_layers(model))
 
 

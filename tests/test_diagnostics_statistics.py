@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from gatera_lab import build_method
-from gatera_lab.diagnostics.gate_capture import GateCapture, gated_layers
+from gatera_lab.adapter_linear import gated_layers
+from gatera_lab.diagnostics.gate_capture import GateCapture
 from gatera_lab.diagnostics.gate_statistics import (
     binary_entropy,
     dead_adapters,
@@ -20,7 +21,7 @@ from gatera_lab.diagnostics.gate_statistics import (
     short_name,
     summarize,
 )
-from gatera_lab.token_gate import masked_gate_entropy
+from gatera_lab.token_gate import forced_gate_value, masked_gate_entropy
 from tests.conftest import make_tiny_llama
 
 Q0, K0, Q1 = (
@@ -159,11 +160,11 @@ def test_capture_reads_gates_set_to_known_values_and_forced_gates(token_batch):
     assert summary.mean == pytest.approx(float(values.mean()), rel=1e-5)
     assert summary.frac_low == pytest.approx(float((values < 0.1).double().mean()))
 
-    layers[0][1].token_gate.forced_value = 0.25
     capture.start()
-    with torch.no_grad():
+    with torch.no_grad(), forced_gate_value(layers[0][1], 0.25):
         model(**token_batch)
     capture.stop()
+    assert not any(layer.token_gate._logit_sinks for _, layer in layers)
     name = layers[0][0]
     torch.testing.assert_close(capture.first_gates()[name], torch.full((2, 10), 0.25))
     assert capture.first_logits()[name] is None

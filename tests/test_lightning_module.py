@@ -12,7 +12,7 @@ from gatera_lab.causal_lm_loss import causal_lm_loss
 from gatera_lab.datamodules import LLMAdaptersJSONDataModule
 from gatera_lab.module import GateraModule
 from gatera_lab.optimization import adapter_parameter_groups
-from gatera_lab.token_gate import masked_gate_entropy
+from gatera_lab.token_gate import capture_gate_logits, masked_gate_entropy, token_gates
 
 
 def make_module(model_dir, method="hira_gate", **kwargs) -> GateraModule:
@@ -40,15 +40,18 @@ def test_loss_is_task_loss_plus_lambda_times_gate_entropy(tiny_model_dir, instru
     module = make_module(tiny_model_dir, method_kwargs={"entropy_weight": 0.3, "gate_weight_init_std": 0.1})
     batch = first_batch(tiny_model_dir, instruction_file)
     losses = module.compute_losses(batch)
-    logits = module(batch["input_ids"], batch["attention_mask"])
+    with capture_gate_logits(module.model) as gate_logits:
+        logits = module(batch["input_ids"], batch["attention_mask"])
     task = causal_lm_loss(
         logits, batch["input_ids"], batch["attention_mask"], batch["response_mask"], "response"
     )
-    entropy = masked_gate_entropy(module.gate_logits(), batch["attention_mask"])
+    entropy = masked_gate_entropy(gate_logits.latest(), batch["attention_mask"])
     torch.testing.assert_close(losses["task"], task)
     torch.testing.assert_close(losses["entropy"], entropy)
     torch.testing.assert_close(losses["loss"], task + 0.3 * entropy)
-    assert len(module.gate_logits()) == 2 * 5
+    assert len(gate_logits.latest()) == 2 * 5
+    # nothing is left on the gates once the step's scope ends
+    assert not any(gate._logit_sinks for gate in token_gates(module.model))
 
 
 def test_response_loss_counts_only_response_targets():

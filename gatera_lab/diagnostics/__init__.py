@@ -23,8 +23,9 @@ In a config (the defaults shown; measured overhead in ``benchmarks/diagnostics_o
           init_args: {every_n_steps: 200}
 """
 
+from gatera_lab.adapter_linear import gated_layers
 from gatera_lab.diagnostics.entropy_monitor import GateEntropyMonitor
-from gatera_lab.diagnostics.gate_capture import GateCapture, gated_layers
+from gatera_lab.diagnostics.gate_capture import GateCapture
 from gatera_lab.diagnostics.gate_statistics import GateSummary, grouped_summaries, summarize
 from gatera_lab.diagnostics.generation_trace import GateTrace, trace_generation
 from gatera_lab.diagnostics.gradient_masking import GradientMaskingProbe, GradientShare

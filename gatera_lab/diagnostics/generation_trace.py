@@ -4,8 +4,7 @@ The prompt goes through the model in one pass (prefill) that fills the KV cache;
 is fed back in its own pass (decode). The gates of a token are those of the pass that has it as input: the
 prompt tokens' from the prefill pass, generated token ``k``'s from decode pass ``k`` (the pass that predicts
 token ``k + 1``; the last one is run only to read the gates of the last generated token). Generation is
-greedy (argmax), in eval mode and without autograd; the model's train/eval flags and the gates'
-``last_logits`` are restored afterwards.
+greedy (argmax), in eval mode and without autograd; the model's train/eval flags are restored afterwards.
 """
 
 from __future__ import annotations
@@ -86,7 +85,6 @@ def trace_generation(
     if prompt_ids.shape[1] == 0:
         raise ConfigError(f"the prompt {prompt!r} has no tokens")
     modes = {module: module.training for module in model.modules()}
-    saved_logits = [(layer.token_gate, layer.token_gate.last_logits) for _, layer in capture.layers]
     generated: list[int] = []
     # only the last position's logits are needed from the prefill pass (Hugging Face models take logits_to_keep)
     last_only = (
@@ -107,8 +105,6 @@ def trace_generation(
         capture.stop()
         for module, training in modes.items():
             module.training = training
-        for gate, logits in saved_logits:
-            gate.last_logits = logits
     names = [name for name, _ in capture.layers]
     gates = torch.stack(
         [torch.cat([gate[0].float().cpu() for gate in capture.gates[name]]) for name in names]

@@ -39,9 +39,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from gatera_lab.diagnostics.gate_capture import gated_layers
+from gatera_lab.adapter_linear import gated_layers
 from gatera_lab.diagnostics.gate_statistics import LOW, group_names
-from gatera_lab.token_gate import TokenGate
 
 
 @dataclass(frozen=True)
@@ -103,17 +102,6 @@ def _replayed_rng(state: dict[str, Tensor], device: torch.device) -> Iterator[No
         if "cuda" in state:
             torch.cuda.set_rng_state(state["cuda"], device)
         yield
-
-
-@contextlib.contextmanager
-def _logits_unrecorded(gate: TokenGate) -> Iterator[None]:
-    """Keep the gate's ``last_logits`` (the training step's) through a recomputation."""
-    record, logits = gate.record_logits, gate.last_logits
-    gate.record_logits = False
-    try:
-        yield
-    finally:
-        gate.record_logits, gate.last_logits = record, logits
 
 
 def method_parameters(layer: nn.Module) -> list[nn.Parameter]:
@@ -201,7 +189,6 @@ class GradientMaskingProbe:
         if self._token_mask is not None:
             real = self._token_mask.to(x.device).reshape(real.shape) != 0
         with (
-            _logits_unrecorded(layer.token_gate),
             _replayed_rng(rng, x.device),
             torch.autocast(x.device.type, dtype=autocast_dtype, enabled=autocast_enabled),
             torch.enable_grad(),

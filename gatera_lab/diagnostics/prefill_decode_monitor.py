@@ -36,6 +36,7 @@ from gatera_lab.diagnostics.step_diagnostic import (
 )
 from gatera_lab.diagnostics.tensorboard_output import log_image, log_scalars
 from gatera_lab.errors import ConfigError
+from gatera_lab.prompt_format import render_prompt
 from gatera_lab.run_folder import run_folder
 
 DEFAULT_PROBE = "Is the sky blue on a clear day? Answer format: true/false"
@@ -164,8 +165,6 @@ class PrefillDecodeMonitor(GateCaptureDiagnostic):
     def prompt_text(self) -> str:
         if not self.probe_template:
             return self.probe_prompt
-        from gatera_lab.datamodules.instruction_prompt import render_prompt
-
         return render_prompt(self.probe_prompt)
 
     def _resolve_tokenizer(self, trainer: L.Trainer, pl_module: L.LightningModule):

@@ -16,7 +16,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 
-from gatera_lab.diagnostics.gate_capture import gated_layers
+from gatera_lab.adapter_linear import gated_layers
 from gatera_lab.errors import ConfigError
 
 

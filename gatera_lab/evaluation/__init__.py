@@ -1,14 +1,14 @@
 """Multiple-choice evaluation of causal LMs: label log-likelihood scoring, generation with label matching,
 per-task accuracy (torchmetrics) and the results table with its JSON / CSV files."""
 
-from gatera_lab.evaluation.choice_scoring import predict_by_likelihood, score_candidates
-from gatera_lab.evaluation.eval_batch import (
+from gatera_lab.evaluation.choice_items import (
     RESPONSE_PREFIX,
     EvalCollator,
     EvalItem,
     labels_from_instruction,
     tokenize_eval_item,
 )
+from gatera_lab.evaluation.choice_scoring import predict_by_likelihood, score_candidates
 from gatera_lab.evaluation.evaluate_batch import BatchEvaluation, Protocol, evaluate_batch, evaluate_items
 from gatera_lab.evaluation.generation_matching import (
     first_label_match,

@@ -20,8 +20,8 @@ from torch import Tensor, nn
 from transformers import PreTrainedTokenizerBase
 
 from gatera_lab.errors import ConfigError
+from gatera_lab.evaluation.choice_items import EvalCollator, EvalItem
 from gatera_lab.evaluation.choice_scoring import score_candidates
-from gatera_lab.evaluation.eval_batch import EvalCollator, EvalItem
 from gatera_lab.evaluation.generation_matching import predict_by_generation
 from gatera_lab.evaluation.task_accuracy import TaskAccuracy
 

@@ -5,14 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from torch import Tensor
-
 from gatera_lab.evaluation.results_table import render_table, write_results_csv, write_results_json
-
-
-def is_eval_batch(batch: dict[str, Tensor]) -> bool:
-    """Multiple-choice evaluation batches (from `EvalCollator`) carry the candidates' token ids."""
-    return "candidate_ids" in batch
 
 
 def report_test_results(results: dict[str, Any], directory: str | Path) -> tuple[Path, Path]:

@@ -18,8 +18,8 @@ from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
 from gatera_lab.errors import ConfigError
+from gatera_lab.prompt_format import RESPONSE_PREFIX
 
-RESPONSE_PREFIX = "the correct answer is"
 _ANSWER_FORMAT = re.compile(r"Answer format: ([A-Za-z0-9_]+(?:/[A-Za-z0-9_]+)+)\s*$")
 
 
@@ -34,6 +34,11 @@ class EvalItem:
     label_set: tuple[str, ...]  # labels the generation regex accepts (task-wide, may be a superset)
     gold: int
     task_index: int
+
+
+def is_eval_batch(batch: dict[str, Tensor]) -> bool:
+    """Multiple-choice evaluation batches (from `EvalCollator`) carry the candidates' token ids."""
+    return "candidate_ids" in batch
 
 
 def labels_from_instruction(instruction: str, origin: str = "instruction") -> tuple[str, ...]:
