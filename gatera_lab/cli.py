@@ -1,12 +1,16 @@
 """The ``gatera-lab`` command line.
 
-``gatera-lab fit|validate|test|predict --config CONFIG.yaml`` runs LightningCLI on `GateraModule` and any
+``gatera-lab fit|validate|test --config CONFIG.yaml`` runs LightningCLI on `GateraModule` and any
 LightningDataModule (``data: class_path: ...``); ``--print_config`` shows the full configuration, and the
-configuration is saved beside every run's logs. Extra subcommands:
+configuration is saved beside every run's logs. Lightning's ``predict`` is not offered (the module has no
+``predict_step``): ``gatera-lab generate`` generates text. ``gatera-lab``, ``-h`` and ``--help`` list every
+subcommand (`print_help`). Extra subcommands:
 
 - ``gatera-lab methods``: the registered adapter methods, one line each;
 - ``gatera-lab export``: write a trained adapter in the Hugging Face PEFT format (or the project's gated format);
-- ``gatera-lab gates``: render a checkpoint's gate values for a prompt as a heatmap.
+- ``gatera-lab gates``: render a checkpoint's gate values for a prompt as a heatmap;
+- ``gatera-lab sweep`` / ``report``: the study harness (`gatera_lab.experiments`);
+- ``gatera-lab generate``: generate text from a trained adapter checkpoint or a base model.
 """
 
 from __future__ import annotations
@@ -28,6 +32,11 @@ from gatera_lab.registry import registry_entries
 
 class GateraCLI(LightningCLI):
     """LightningCLI with the tokenizer of the data linked to the model's ``model`` option."""
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """LightningCLI's subcommands without ``predict`` (`GateraModule` has no ``predict_step``)."""
+        return {name: keys for name, keys in LightningCLI.subcommands().items() if name != "predict"}
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("model.model", "data.init_args.tokenizer")
@@ -96,7 +105,31 @@ EXTRA_COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "gates": _lazy("gatera_lab.gates_command"),
     "sweep": _lazy("gatera_lab.experiments.command"),
     "report": _lazy("gatera_lab.experiments.report_command"),
+    "generate": _lazy("gatera_lab.generate_command"),
 }
+
+SUBCOMMAND_HELP: dict[str, str] = {
+    "fit": "train an adapter (Lightning's Trainer.fit; --config CONFIG.yaml, --print_config)",
+    "validate": "validate an adapter on the validation set (Lightning's Trainer.validate)",
+    "test": "test an adapter: per-task accuracy (Lightning's Trainer.test)",
+    "methods": "list the registered adapter methods",
+    "export": "write a trained adapter in the Hugging Face PEFT format (or the gated format)",
+    "gates": "render a gated checkpoint's gate values for a prompt as a heatmap PNG",
+    "sweep": "run the study harness: train and test the methods of a sweep file",
+    "report": "rebuild the results page from a sweep's records",
+    "generate": "generate text from a trained adapter checkpoint (or a base model)",
+}
+HELP_FLAGS = ("-h", "--help")
+
+
+def print_help() -> None:
+    """Every subcommand with its one-line description (LightningCLI's and the extra ones)."""
+    names = [*GateraCLI.subcommands(), *EXTRA_COMMANDS]
+    width = max(len(name) for name in names)
+    print("usage: gatera-lab SUBCOMMAND [OPTIONS]\n\nsubcommands:")
+    for name in names:
+        print(f"  {name:<{width}}  {SUBCOMMAND_HELP.get(name, '')}".rstrip())
+    print("\nRun `gatera-lab SUBCOMMAND --help` for the options of one subcommand.")
 
 
 def run_lightning_cli(args: list[str] | None) -> GateraCLI:
@@ -115,7 +148,15 @@ def main(args: list[str] | None = None) -> int:
     """Entry point of ``gatera-lab``; ``args`` defaults to ``sys.argv[1:]`` (so tests can call it in-process)."""
     argv = sys.argv[1:] if args is None else list(args)
     try:
-        if argv and argv[0] in EXTRA_COMMANDS:
+        if not argv or argv[0] in HELP_FLAGS:
+            print_help()
+            return 0
+        if argv[0] == "predict":
+            raise ConfigError(
+                "subcommand 'predict' is not offered (GateraModule has no predict_step); "
+                "use `gatera-lab generate --ckpt CKPT --prompt TEXT` to generate text"
+            )
+        if argv[0] in EXTRA_COMMANDS:
             return EXTRA_COMMANDS[argv[0]](argv[1:])
         check_config_files(argv)  # a broken YAML file is named, not a usage text
         run_lightning_cli(None if args is None else argv)
