@@ -15,11 +15,11 @@ from gatera_lab.cli import main
 from gatera_lab.errors import ConfigError
 from gatera_lab.experiments import build_plan, choose_learning_rate, load_sweep, run_status, seed_results
 from gatera_lab.experiments import command as sweep_command
-from gatera_lab.experiments.claim_lines import comparison_lines
 from gatera_lab.experiments.claims import Comparison
 from gatera_lab.experiments.claims_file import load_claims
 from gatera_lab.experiments.lr_selection import GridPoint
 from gatera_lab.experiments.majority_baseline import majority_label_accuracy
+from gatera_lab.experiments.report_claims import comparison_lines
 from gatera_lab.experiments.run_config import caching_resolver, identity_hash, training_config
 from tests.claim_worker import ClaimHolder
 
@@ -87,7 +87,7 @@ def test_reproduction_overlay_gives_every_method_the_same_budget(resolver):
         ),
         ({"seeds": [1, 1]}, "option 'seeds' repeats a seed"),
         ({"launcher": "slurm"}, 'Parser key "launcher": Expected a typing.Literal'),
-        ({"estimate": {"seconds_per_step": -1}}, 'Parser key "estimate.seconds_per_step"'),
+        ({"seconds_per_step": -1}, 'Parser key "seconds_per_step"'),
         ({"entropy_sweep": {"method": "lora_gate", "values": [0.0], "seeds": [1]}}, "belongs to no family"),
     ],
 )

@@ -36,6 +36,7 @@ class Comparison:
 
     @property
     def spread(self) -> float:
+        """Sample std of the per-seed differences (NaN for one seed)."""
         return mean_std(list(self.per_seed.values()))[1]
 
     @property

@@ -1,5 +1,5 @@
 """`ClaimsSpec`: the papers' claims and published rows (``configs/sweeps/claims.yaml``), typed and parsed by
-jsonargparse. The claims are data; `claim_lines` evaluates them on the records.
+jsonargparse. The claims are data; `report_claims` evaluates them on the records.
 
 - `ComparisonClaim`: average test accuracy of the final runs of ``A`` minus ``B`` for each ``[A, B]`` of
   ``pairs`` (pooled over the pairs present in the sweep), with the paper's difference in points (None:

@@ -37,7 +37,7 @@ class LearningRateChoice:
     reason: str
 
     def score(self, learning_rate: float) -> float:
-        return _mean([point.accuracy for point in self.grid[learning_rate].values()])
+        return _mean(self.grid[learning_rate], "accuracy")
 
     def as_record(self) -> dict[str, Any]:
         """The JSON form kept in the records of the runs that use the chosen rate."""
@@ -61,8 +61,9 @@ class LearningRateChoice:
         }
 
 
-def _mean(values: list[float]) -> float:
-    finite = [value for value in values if not math.isnan(value)]
+def _mean(points: dict[str, GridPoint], name: str) -> float:
+    """The mean of ``accuracy`` or ``loss`` over ``points``, NaN values left out (NaN if all are)."""
+    finite = [value for point in points.values() if not math.isnan(value := getattr(point, name))]
     return sum(finite) / len(finite) if finite else math.nan
 
 
@@ -79,9 +80,7 @@ def choose_learning_rate(family: str, grid: dict[float, dict[str, GridPoint]]) -
         raise ConfigError(f"family {family!r}: the learning-rate grid is empty")
 
     def key(rate: float) -> tuple[float, float, float]:
-        points = grid[rate].values()
-        accuracy = _mean([point.accuracy for point in points])
-        loss = _mean([point.loss for point in points])
+        accuracy, loss = _mean(grid[rate], "accuracy"), _mean(grid[rate], "loss")
         return (
             -math.inf if math.isnan(accuracy) else round(accuracy, 9),
             -(math.inf if math.isnan(loss) else round(loss, 9)),
@@ -89,7 +88,7 @@ def choose_learning_rate(family: str, grid: dict[float, dict[str, GridPoint]]) -
         )
 
     chosen = max(grid, key=key)
-    best = _mean([point.accuracy for point in grid[chosen].values()])
+    best = _mean(grid[chosen], "accuracy")
     if math.isnan(best):
         raise ConfigError(
             f"family {family!r}: no run of the learning-rate grid logged a validation accuracy (val/acc); "
@@ -97,16 +96,13 @@ def choose_learning_rate(family: str, grid: dict[float, dict[str, GridPoint]]) -
         )
     members = ", ".join(f"{method} {_percent(point.accuracy)}" for method, point in grid[chosen].items())
     others = "; ".join(
-        f"{rate:g}: {_percent(_mean([point.accuracy for point in grid[rate].values()]))}"
-        for rate in grid
-        if rate != chosen
+        f"{rate:g}: {_percent(_mean(grid[rate], 'accuracy'))}" for rate in grid if rate != chosen
     )
-    tied = [rate for rate in grid if rate != chosen and key(rate)[0] == key(chosen)[0]]
-    tie_note = (
-        f" (tied with {', '.join(f'{rate:g}' for rate in tied)}; lower validation loss wins)" if tied else ""
-    )
+    tied = ", ".join(f"{rate:g}" for rate in grid if rate != chosen and key(rate)[0] == key(chosen)[0])
     reason = (
         f"learning rate {chosen:g} has the highest mean validation accuracy over {', '.join(grid[chosen])}: "
-        f"{_percent(best)} ({members}){tie_note}" + (f"; the other rates scored {others}" if others else "")
+        f"{_percent(best)} ({members})"
+        + (f" (tied with {tied}; lower validation loss wins)" if tied else "")
+        + (f"; the other rates scored {others}" if others else "")
     )
     return LearningRateChoice(family, chosen, grid, reason)

@@ -8,30 +8,21 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import lightning
 import torch
-
-
-def cpu_model() -> str:
-    """The CPU's model name from ``/proc/cpuinfo`` (Linux), else `platform.processor`."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+import transformers
 
 
 def describe_machine(threads: int | None = None) -> dict[str, Any]:
     """What a record states about the machine; ``threads`` is the runner's torch thread setting."""
-    import lightning
-    import transformers
-
-    accelerator = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text(errors="replace").splitlines() if cpuinfo.is_file() else []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.lower().startswith("model name")]
     return {
-        "cpu": cpu_model(),
+        "cpu": names[0] if names else platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
         "torch_threads": threads or torch.get_num_threads(),
-        "accelerator": accelerator,
+        "accelerator": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "platform": platform.platform(),
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -51,16 +42,11 @@ def describe(machine: dict[str, Any] | None) -> str:
 def git_commit() -> str | None:
     """The checkout's HEAD commit, with ``+dirty`` when tracked files differ from it (None outside git)."""
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
+        git = [["git", "rev-parse", "HEAD"], ["git", "status", "--porcelain", "--untracked-files=no"]]
+        head, dirty = (
+            subprocess.run(c, capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+            for c in git
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return head + ("+dirty" if dirty else "")

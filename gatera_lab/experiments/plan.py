@@ -73,13 +73,10 @@ class WaitingGroup:
     reason: str = ""
 
     def describe(self) -> str:
-        lambdas = (
-            f" at lambda {', '.join(f'{value:g}' for value in self.entropy_weights)}"
-            if self.entropy_weights
-            else ""
-        )
+        lambdas = ", ".join(f"{value:g}" for value in self.entropy_weights)
         seeds = ", ".join(str(seed) for seed in self.seeds)
-        return f"{self.phase} runs of {', '.join(self.methods)}{lambdas} (seeds {seeds}): {self.reason}"
+        at = f" at lambda {lambdas}" if lambdas else ""
+        return f"{self.phase} runs of {', '.join(self.methods)}{at} (seeds {seeds}): {self.reason}"
 
 
 @dataclass
@@ -119,15 +116,11 @@ def run_name(kind: str, method: str, resolved: dict[str, Any], identity: str) ->
     return "_".join(parts) + f"-{identity[:8]}"
 
 
-def _grid_point(record: dict[str, Any] | None) -> GridPoint | None:
-    if record is None:
-        return None
+def _grid_point(record: dict[str, Any]) -> GridPoint:
     validation = record.get("validation") or {}
-    accuracy = (validation.get("accuracy") or {}).get("avg")
-    loss = validation.get("loss")
+    accuracy, loss = (validation.get("accuracy") or {}).get("avg"), validation.get("loss")
     return GridPoint(
-        accuracy=math.nan if accuracy is None else float(accuracy),
-        loss=math.nan if loss is None else float(loss),
+        math.nan if accuracy is None else float(accuracy), math.nan if loss is None else float(loss)
     )
 
 
@@ -180,26 +173,19 @@ class _PlanBuilder:
     def family(self, family) -> None:
         spec = self.spec
         grid: dict[float, dict[str, GridPoint]] = {}
-        recorded = total = 0
         for rate in family.learning_rates:
             for method in family.methods:
-                overrides = {SEED_KEY: spec.search_seed, LR_KEY: rate}
-                run = self.add(method, "lr_search", overrides, needs_test=False)
-                point = _grid_point(self.records.get(run.name))
-                total += 1
-                if point is not None:
-                    recorded += 1
-                    grid.setdefault(rate, {})[method] = point
-        if recorded < total:
-            self.plan.waiting.append(
-                WaitingGroup(
-                    "final",
-                    family.name,
-                    family.methods,
-                    spec.seeds,
-                    reason=f"waits for the learning-rate search of family {family.name!r} "
-                    f"({recorded} of {total} search runs recorded)",
+                run = self.add(
+                    method, "lr_search", {SEED_KEY: spec.search_seed, LR_KEY: rate}, needs_test=False
                 )
+                if run.name in self.records:
+                    grid.setdefault(rate, {})[method] = _grid_point(self.records[run.name])
+        total, recorded = len(family.learning_rates) * len(family.methods), sum(map(len, grid.values()))
+        if recorded < total:
+            reason = f"({recorded} of {total} search runs recorded)"
+            reason = f"waits for the learning-rate search of family {family.name!r} {reason}"
+            self.plan.waiting.append(
+                WaitingGroup("final", family.name, family.methods, spec.seeds, reason=reason)
             )
             return
         choice = choose_learning_rate(family.name, grid)
@@ -214,16 +200,9 @@ class _PlanBuilder:
         family = self.spec.family_of(sweep.method)
         choice = self.plan.choices.get(family.name)
         if choice is None:
-            self.plan.waiting.append(
-                WaitingGroup(
-                    "entropy",
-                    family.name,
-                    (sweep.method,),
-                    sweep.seeds,
-                    sweep.values,
-                    reason=f"waits for the learning-rate search of family {family.name!r}",
-                )
-            )
+            reason = f"waits for the learning-rate search of family {family.name!r}"
+            group = WaitingGroup("entropy", family.name, (sweep.method,), sweep.seeds, sweep.values, reason)
+            self.plan.waiting.append(group)
             return
         for value in sweep.values:
             for seed in sweep.seeds:

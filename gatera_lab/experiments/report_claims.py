@@ -1,28 +1,52 @@
-"""The results page's first section: the claims file's verdicts, and the fine-tuned-minus-baseline lines.
+"""The results page's first section: the claims file's claims evaluated on the tested runs, one line each.
 
-`claims` lists the claims file's comparisons (`claim_lines`), then fine-tuned minus zero-shot and minus the
-majority-label baseline, the entropy claims with the near-binary share of each lambda, and the gate claims.
+The claims file's comparisons (shown when at least one pair has both methods among the final runs), then
+fine-tuned minus zero-shot and minus the majority-label baseline, the entropy claims (each positive lambda
+against lambda 0) with the near-binary share of each lambda, and the gate claims (always: one says when no
+gated run is recorded). The statistics and verdicts are those of `claims`.
 """
 
 from __future__ import annotations
 
 from gatera_lab.evaluation.results_table import COMMONSENSE_COLUMNS
-from gatera_lab.experiments.claim_lines import comparison_lines, entropy_lines, gate_lines
-from gatera_lab.experiments.report_data import (
-    ReportData,
-    num,
-)
+from gatera_lab.experiments.claims import GateClaim, compare, gate_difference
+from gatera_lab.experiments.claims_file import ClaimsSpec
+from gatera_lab.experiments.report_data import Finals, ReportData, num
 from gatera_lab.experiments.seed_results import entropy_tested, gate_value, mean_std, seed_cells
 
 
 def claims(data: ReportData) -> list[str]:
     """The claims file's comparisons, the zero-shot and majority lines, entropy and gate claims."""
     lines = comparison_lines(data.claims_spec, data.finals)
-    lines += zero_shot_claim(data)
-    lines += majority_claim(data)
-    lines += entropy_claims(data)
-    lines += gate_lines(data.claims_spec, data.finals)
+    lines += zero_shot_claim(data) + majority_claim(data) + entropy_claims(data)
+    return lines + gate_lines(data.claims_spec, data.finals)
+
+
+def comparison_lines(claims: ClaimsSpec, finals: Finals) -> list[str]:
+    """``A minus B`` of every comparison claim, pooled over its pairs present in ``finals``."""
+    lines = []
+    for claim in claims.comparisons:
+        present = [(a, b) for a, b in claim.pairs if a in finals and b in finals]
+        if present:
+            first, second = [finals[a] for a, _ in present], [finals[b] for _, b in present]
+            lines.append(compare(claim.label, first, second, claim.paper).sentence())
     return lines
+
+
+def gate_lines(claims: ClaimsSpec, finals: Finals) -> list[str]:
+    """Each gate claim over the gated final runs that have gate statistics."""
+    return [
+        GateClaim(
+            spec.label,
+            {
+                f"{method} seed {seed}": gate_difference(run.record, spec.larger, spec.smaller)
+                for method, runs in finals.items()
+                for seed, run in runs.items()
+                if run.record.get("gates")
+            },
+        ).sentence()
+        for spec in claims.gates
+    ]
 
 
 def majority_claim(data: ReportData) -> list[str]:
@@ -31,16 +55,15 @@ def majority_claim(data: ReportData) -> list[str]:
         return []
     parts = []
     for method, runs in data.finals.items():
-        if not runs:
-            continue
-        cells = seed_cells(runs)
-        above = [
-            COMMONSENSE_COLUMNS[task]
-            for task in COMMONSENSE_COLUMNS
-            if cells[task][0] > data.majority[task] + 1e-4
-        ]
-        gain = 100 * (cells["avg"][0] - data.majority["avg"])
-        parts.append(f"{method} {gain:+.2f} (above it on {', '.join(above) if above else 'no task'})")
+        if runs:
+            cells = seed_cells(runs)
+            above = [
+                name
+                for task, name in COMMONSENSE_COLUMNS.items()
+                if cells[task][0] > data.majority[task] + 1e-4
+            ]
+            gain = 100 * (cells["avg"][0] - data.majority["avg"])
+            parts.append(f"{method} {gain:+.2f} (above it on {', '.join(above) if above else 'no task'})")
     return [
         "Fine-tuned minus the majority-label baseline (always the test subset's most common label per "
         f"task; average {100 * data.majority['avg']:.2f}), average test accuracy in points, mean over "
@@ -49,32 +72,36 @@ def majority_claim(data: ReportData) -> list[str]:
 
 
 def zero_shot_claim(data: ReportData) -> list[str]:
-    if data.zero_shot is None:
-        return []
+    zero = data.zero_shot
     gains = [
-        f"{method} {100 * (mean_std([run.average for run in runs.values()])[0] - data.zero_shot.average):+.2f}"
+        f"{method} {100 * (mean_std([run.average for run in runs.values()])[0] - zero.average):+.2f}"
         for method, runs in data.finals.items()
-        if runs
+        if runs and zero is not None
     ]
     if not gains:
         return []
     return [
         "Fine-tuned minus zero-shot, average test accuracy (points, mean over seeds; test-subset standard "
-        f"error of the zero-shot average {100 * data.zero_shot.standard_error:.2f}): {', '.join(gains)}."
+        f"error of the zero-shot average {100 * zero.standard_error:.2f}): {', '.join(gains)}."
     ]
 
 
 def entropy_claims(data: ReportData) -> list[str]:
-    sweep = data.spec.entropy_sweep
+    sweep, claim = data.spec.entropy_sweep, data.claims_spec.entropy
     if sweep is None:
         return []
-    lines = entropy_lines(data.claims_spec, sweep.method, entropy_tested(data.plan, data.records))
-    near = {
-        f"lambda {value:g}": [gate_value(record, "near_binary") for record in seeds.values()]
+    by_lambda = entropy_tested(data.plan, data.records)
+    zero, lines = by_lambda.get(0.0), []
+    if claim is not None and zero:
+        for value, runs in by_lambda.items():
+            if value > 0:
+                label = claim.label.format(method=sweep.method, value=f"{value:g}")
+                lines.append(compare(label, [runs], [zero], claim.paper).sentence())
+    shares = "; ".join(
+        f"lambda {value:g}: {num(mean_std([gate_value(record, 'near_binary') for record in seeds.values()])[0])}"
         for value, seeds in data.entropy.items()
-    }
-    if near:
-        shares = "; ".join(f"{label}: {num(mean_std(values)[0])}" for label, values in near.items())
+    )
+    if shares:
         lines.append(
             "Near-binary gates (share of gates < 0.1 or > 0.9 on held-out rows; the paper: the entropy "
             f"term makes gates near-binary): {shares}."

@@ -1,9 +1,13 @@
-"""``gatera-lab report``: rebuild the results page of a sweep from its records.
+"""``gatera-lab report``: rebuild the results page (Markdown) of a sweep from its records; pictures beside it.
 
     gatera-lab report --records results/records --out docs/results.md [--sweep configs/sweeps/reproduction.yaml]
 
-The page is written atomically; its pictures go next to it as ``<out stem>_*.png`` (each atomically). The
-sweep file gives the plan, so the page can list the runs still missing; it defaults to the sweep file named
+Sections: what was and was not reproduced (`report_claims`), the test table (zero-shot row, each method's
+``mean ± std`` over seeds), the published rows, the learning-rate choice of each family, the entropy-weight
+sweep, the gate statistics (`report_tables`), the pictures (`report_pictures`), the budget, the machine and
+time, the exact commands, and the runs still missing (`report_facts`). Every number is read from a record;
+the claims and published rows come from the claims file (`claims_file`). The page and its pictures
+(``<out stem>_*.png``) are written atomically. The sweep file gives the plan; it defaults to the one named
 in the records, else ``configs/sweeps/reproduction.yaml``.
 """
 
@@ -12,36 +16,83 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import time
 from pathlib import Path
+
+from matplotlib.figure import Figure
 
 from gatera_lab.diagnostics.plotting import save_png
 from gatera_lab.errors import ConfigError, GateraError
 from gatera_lab.experiments.claims_file import load_claims
 from gatera_lab.experiments.majority_baseline import majority_label_accuracy
-from gatera_lab.experiments.plan import build_plan
+from gatera_lab.experiments.plan import build_plan, run_status
 from gatera_lab.experiments.records import load_records
-from gatera_lab.experiments.report_markdown import build_report
+from gatera_lab.experiments.report_claims import claims as claim_lines
+from gatera_lab.experiments.report_data import ReportData, report_data
+from gatera_lab.experiments.report_facts import budget, commands, machine_and_time, missing
+from gatera_lab.experiments.report_pictures import pictures
+from gatera_lab.experiments.report_tables import (
+    accuracy_table,
+    entropy_table,
+    gate_table,
+    learning_rate_tables,
+    published_table,
+)
+from gatera_lab.experiments.run_config import get_path
 from gatera_lab.experiments.sweep_file import load_sweep
 from gatera_lab.local_cache import write_text_atomic
 
 DEFAULT_SWEEP = "configs/sweeps/reproduction.yaml"
+VERDICT_RULE = (
+    "Verdict rule: a difference is *reproduced* when it has the paper's sign and exceeds twice its combined "
+    "standard error (seed spread and test-subset sampling), *contradicted* when it has the opposite sign "
+    "beyond that, and *not resolved at this scale* otherwise.\n"
+)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gatera-lab report", description=__doc__.splitlines()[0])
-    parser.add_argument("--records", default="results/records", help="the records folder")
-    parser.add_argument("--out", default="docs/results.md", help="the Markdown page to write")
-    parser.add_argument("--sweep", default=None, help="the sweep file (default: the records' own)")
-    return parser
-
-
-def sweep_file(records: dict, requested: str | None) -> str:
-    if requested:
-        return requested
-    named = sorted({(record.get("sweep") or {}).get("file") for record in records.values()} - {None})
-    if len(named) > 1:
-        raise ConfigError(f"the records come from several sweep files ({', '.join(named)}); pass --sweep")
-    return named[0] if named else DEFAULT_SWEEP
+def build_report(data: ReportData, report_command: str) -> tuple[str, dict[str, Figure]]:
+    """The page's Markdown and its pictures by file name (``<data.prefix>*.png``)."""
+    spec, plan, records, claims = data.spec, data.plan, data.records, data.claims_spec
+    done = sum(run_status(run, records.get(run.name)) == "done" for run in plan.runs)
+    limit = get_path(data.config, "data.init_args.test_limit")
+    picture_text, figures = pictures(data)
+    sections = [
+        f"# Results: sweep `{spec.name}`\n",
+        f"Rebuilt by `{report_command}` on {time.strftime('%Y-%m-%d %H:%M %Z')} from the records "
+        f"({done} of {len(plan.runs)} named runs complete, {len(plan.waiting)} group(s) not named yet). "
+        f"Sweep file: `{spec.path}`.\n",
+        "## What was and was not reproduced\n",
+        "\n".join(f"- {line}" for line in claim_lines(data)) + "\n",
+        VERDICT_RULE,
+        "## Test accuracy (%)\n",
+        f"Mean ± sample std over seeds. Test subset: the first {limit} rows of each test set, label "
+        "log-likelihood protocol (not the papers' generation protocol). The zero-shot row is the "
+        f"`{spec.zero_shot}` config tested untrained (its adapter starts as the identity: the base model). "
+        "The majority-label row answers every row of a task with that task's most common gold label in the "
+        "subset: a model that learned only the label format and one preferred label scores about this.\n",
+        accuracy_table(data),
+        f"## Published reference ({claims.published.source})\n",
+        published_table(data),
+        "## Learning rate of each family (validation split, never a test set)\n",
+        learning_rate_tables(data),
+        "## Entropy weight (lambda) sweep\n",
+        "Validation and test accuracy in %, gate statistics at the end of training on held-out rows "
+        "(prompt / response tokens) and on the probe generation (prefill / decode passes).\n",
+        entropy_table(data),
+        "## Gates at the end of training (final runs)\n",
+        gate_table(data),
+        "## Pictures\n",
+        picture_text,
+        "## Budget\n",
+        budget(data),
+        "## Machine and time\n",
+        machine_and_time(data),
+        "## Commands\n",
+        commands(data, report_command),
+        "## Runs still missing\n",
+        missing(data),
+    ]
+    return "\n".join(sections), figures
 
 
 def run_report(args: argparse.Namespace, argv: list[str]) -> Path:
@@ -49,11 +100,12 @@ def run_report(args: argparse.Namespace, argv: list[str]) -> Path:
     if not records_dir.is_dir():
         raise ConfigError(f"option --records: {str(records_dir)!r} is not a folder")
     records = load_records(records_dir)
-    spec = load_sweep(sweep_file(records, args.sweep))
+    named = sorted({(record.get("sweep") or {}).get("file") for record in records.values()} - {None})
+    if not args.sweep and len(named) > 1:
+        raise ConfigError(f"the records come from several sweep files ({', '.join(named)}); pass --sweep")
+    spec = load_sweep(args.sweep or (named[0] if named else DEFAULT_SWEEP))
     plan = build_plan(spec, records)
-    out = Path(args.out)
-    template = plan.first_training_run()
-    majority = None
+    out, template, majority = Path(args.out), plan.first_training_run(), None
     try:
         majority = majority_label_accuracy(template.resolved) if template else None
     except (GateraError, OSError) as error:  # the page is still useful without the baseline row
@@ -62,20 +114,23 @@ def run_report(args: argparse.Namespace, argv: list[str]) -> Path:
             file=sys.stderr,
         )
     command = shlex.join(["gatera-lab", "report", *argv])
-    claims = load_claims(spec.claims)
-    report = build_report(spec, plan, records, command, f"{out.stem}_", majority, claims)
-    for name, figure in report.figures.items():
+    data = report_data(spec, plan, records, f"{out.stem}_", majority, load_claims(spec.claims))
+    markdown, figures = build_report(data, command)
+    for name, figure in figures.items():
         save_png(figure, out.parent / name)
-    write_text_atomic(out, report.markdown)
-    print(f"wrote {out} ({len(records)} records, {len(report.figures)} pictures)")
+    write_text_atomic(out, markdown)
+    print(f"wrote {out} ({len(records)} records, {len(figures)} pictures)")
     return out
 
 
 def main(argv: list[str]) -> int:
     """Entry point of ``gatera-lab report``; returns the exit status (2 on a bad option or record)."""
-    args = build_parser().parse_args(argv)
+    parser = argparse.ArgumentParser(prog="gatera-lab report", description=__doc__.splitlines()[0])
+    parser.add_argument("--records", default="results/records", help="the records folder")
+    parser.add_argument("--out", default="docs/results.md", help="the Markdown page to write")
+    parser.add_argument("--sweep", default=None, help="the sweep file (default: the records' own)")
     try:
-        run_report(args, argv)
+        run_report(parser.parse_args(argv), argv)
     except GateraError as error:
         print(f"gatera-lab report: error: {error}", file=sys.stderr)
         return 2

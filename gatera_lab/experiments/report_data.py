@@ -14,6 +14,7 @@ from gatera_lab.experiments.seed_results import TestedRun, entropy_runs, finals_
 from gatera_lab.experiments.sweep_file import SweepSpec
 
 HEADER = ["Model", *COMMONSENSE_COLUMNS.values(), "Avg"]
+Finals = dict[str, dict[Any, TestedRun]]  # method -> seed -> tested final run
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class ReportData:
     prefix: str  # of the pictures' file names
     majority: dict[str, float] | None
     claims_spec: ClaimsSpec
-    finals: dict[str, dict[Any, TestedRun]] = field(default_factory=dict)  # method -> seed -> run
+    finals: Finals = field(default_factory=dict)
     zero_shot: TestedRun | None = None
     entropy: dict[float, dict[Any, dict[str, Any]]] = field(default_factory=dict)  # lambda -> seed -> record
     config: dict[str, Any] = field(default_factory=dict)  # the first training run's: the shared budget

@@ -5,11 +5,7 @@ from __future__ import annotations
 from gatera_lab.evaluation.results_table import COMMONSENSE_COLUMNS
 from gatera_lab.experiments.machine import describe
 from gatera_lab.experiments.plan import run_status
-from gatera_lab.experiments.report_data import (
-    ReportData,
-    plan_config,
-    recorded,
-)
+from gatera_lab.experiments.report_data import ReportData, plan_config, recorded
 from gatera_lab.experiments.run_config import get_path
 
 
@@ -55,24 +51,26 @@ def budget(data: ReportData) -> str:
 
 
 def machine_and_time(data: ReportData) -> str:
+    """The machines of the recorded runs, the compute they recorded and each method's time per fit."""
     machines: dict[str, int] = {}
-    fit_seconds = test_seconds = 0.0
     per_method: dict[str, list[float]] = {}
+    fit_seconds = test_seconds = 0.0
     for record in recorded(data):
-        machines[describe(record.get("machine"))] = machines.get(describe(record.get("machine")), 0) + 1
-        fit = record.get("fit") or {}
-        fit_seconds += fit.get("wall_seconds") or 0.0
+        machine = describe(record.get("machine"))
+        machines[machine] = machines.get(machine, 0) + 1
+        fit = (record.get("fit") or {}).get("wall_seconds")
+        fit_seconds += fit or 0.0
         test_seconds += (record.get("test") or {}).get("wall_seconds") or 0.0
-        if fit.get("wall_seconds"):
-            per_method.setdefault(record["method"], []).append(fit["wall_seconds"])
+        if fit:
+            per_method.setdefault(record["method"], []).append(fit)
     lines = [f"- {text}: {count} run(s)" for text, count in machines.items()] or ["- no run recorded yet"]
     lines.append(
         f"- compute recorded: {fit_seconds / 3600:.2f} h of training, {test_seconds / 3600:.2f} h of testing"
     )
-    for method, seconds in per_method.items():
-        lines.append(
-            f"- {method}: {sum(seconds) / len(seconds) / 60:.1f} min per training run ({len(seconds)} runs)"
-        )
+    lines += [
+        f"- {method}: {sum(s) / len(s) / 60:.1f} min per training run ({len(s)} runs)"
+        for method, s in per_method.items()
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -94,24 +92,20 @@ def commands(data: ReportData, report_command: str) -> str:
     ]
     lines += ["<details><summary>commands of the recorded runs</summary>", "", "```"]
     for record in recorded(data):
-        for stage in ("fit", "test"):
-            command = (record.get("commands") or {}).get(stage)
-            if command:
-                lines.append(command)
-    lines += ["```", "", "</details>"]
-    return "\n".join(lines) + "\n"
+        lines += [
+            command for stage in ("fit", "test") if (command := (record.get("commands") or {}).get(stage))
+        ]
+    return "\n".join([*lines, "```", "", "</details>"]) + "\n"
 
 
 def missing(data: ReportData) -> str:
+    """The runs of the plan that still need something, the waiting groups, and records of no run."""
     lines = []
     for run in data.plan.runs:
         status = run_status(run, data.records.get(run.name))
         if status != "done":
-            need = (
-                "test"
-                if status == "needs_test"
-                else ("test" if run.kind == "zero_shot" else "fit + test" if run.needs_test else "fit")
-            )
+            fit = status == "pending" and run.kind == "train"
+            need = ("fit + test" if run.needs_test else "fit") if fit else "test"
             lines.append(f"- `{run.name}` ({'+'.join(run.phases)}): needs {need}")
     lines += [f"- {group.describe()}" for group in data.plan.waiting]
     extra = sorted(set(data.records) - {run.name for run in data.plan.runs})

@@ -5,42 +5,37 @@ from __future__ import annotations
 import math
 
 from gatera_lab.evaluation.results_table import COMMONSENSE_COLUMNS
-from gatera_lab.experiments.report_data import (
-    HEADER,
-    ReportData,
-    cell,
-    num,
-    pct,
-    table,
-)
+from gatera_lab.experiments.report_data import HEADER, ReportData, cell, num, pct, table
 from gatera_lab.experiments.seed_results import gate_value, mean_std, seed_cells
+
+TASKS = list(COMMONSENSE_COLUMNS)
+ENTROPY_KEYS = (
+    "mean",
+    "near_binary",
+    "prompt_mean",
+    "response_mean",
+    "probe.prefill_mean",
+    "probe.decode_mean",
+)
+GATE_COLUMNS = ("gate mean", "near-binary", "prompt", "response", "prefill", "decode")
+GATE_KEYS = ("mean", "near_binary", "entropy", *ENTROPY_KEYS[2:])
 
 
 def accuracy_table(data: ReportData) -> str:
-    rows = []
+    """Zero-shot, majority-label and each method's ``mean ± std`` over seeds, per task and on average."""
+    dashes = ["-"] * (len(TASKS) + 1)
     if data.zero_shot is not None:
         accuracy = data.zero_shot.accuracy
-        rows.append(
-            [
-                "zero-shot (base model)",
-                *[pct(accuracy.get(task)) for task in COMMONSENSE_COLUMNS],
-                pct(data.zero_shot.average),
-                "-",
-            ]
-        )
+        zero = [*(pct(accuracy.get(task)) for task in TASKS), pct(data.zero_shot.average), "-"]
+        rows = [["zero-shot (base model)", *zero]]
     else:
-        rows.append(["zero-shot (base model)", *["-"] * (len(COMMONSENSE_COLUMNS) + 1), "missing"])
+        rows = [["zero-shot (base model)", *dashes, "missing"]]
     if data.majority is not None:
-        shares = [pct(data.majority[task]) for task in COMMONSENSE_COLUMNS]
-        rows.append(["majority label (baseline)", *shares, pct(data.majority["avg"]), "-"])
+        rows.append(["majority label (baseline)", *(pct(data.majority[t]) for t in [*TASKS, "avg"]), "-"])
     for method, runs in data.finals.items():
-        if not runs:
-            rows.append([method, *["-"] * (len(COMMONSENSE_COLUMNS) + 1), "0"])
-            continue
-        cells = seed_cells(runs)
-        row = [cell(*cells[task]) for task in COMMONSENSE_COLUMNS]
-        seeds = ", ".join(str(seed) for seed in runs)
-        rows.append([method, *row, cell(*cells["avg"]), f"{len(runs)} ({seeds})"])
+        cells = seed_cells(runs) if runs else {}
+        seeds = f"{len(runs)} ({', '.join(str(seed) for seed in runs)})" if runs else "0"
+        rows.append([method, *([cell(*cells[t]) for t in [*TASKS, "avg"]] if runs else dashes), seeds])
     return table([*HEADER, "seeds"], rows)
 
 
@@ -48,7 +43,7 @@ def published_table(data: ReportData) -> str:
     rows = [
         [
             name,
-            *[num(values.get(task), 1) if task in values else "-" for task in COMMONSENSE_COLUMNS],
+            *(num(values.get(task), 1) if task in values else "-" for task in TASKS),
             num(values["avg"], 2),
         ]
         for name, values in data.claims_spec.published.rows.items()
@@ -57,6 +52,7 @@ def published_table(data: ReportData) -> str:
 
 
 def learning_rate_tables(data: ReportData) -> str:
+    """Per family: the validation accuracy of each method at each rate of the grid, and the choice."""
     parts = []
     for family in data.spec.family_list:
         choice = data.plan.choices.get(family.name)
@@ -73,14 +69,9 @@ def learning_rate_tables(data: ReportData) -> str:
             mean = mean_std([values.get(method, math.nan) for method in family.methods])[0]
             chosen = "**chosen**" if choice and choice.learning_rate == rate else ""
             rows.append(
-                [
-                    f"{rate:g}",
-                    *[pct(values.get(method)) for method in family.methods],
-                    pct(mean),
-                    chosen,
-                ]
+                [f"{rate:g}", *(pct(values.get(method)) for method in family.methods), pct(mean), chosen]
             )
-        header = ["learning rate", *[f"{method} val acc" for method in family.methods], "mean", ""]
+        header = ["learning rate", *(f"{method} val acc" for method in family.methods), "mean", ""]
         reason = choice.reason if choice else "not chosen yet: the search is incomplete."
         parts.append(
             f"**{family.name}** (search seed {data.spec.search_seed}):\n\n{table(header, rows)}\n{reason}\n"
@@ -92,72 +83,35 @@ def entropy_table(data: ReportData) -> str:
     rows = []
     for value, seeds in data.entropy.items():
         for seed, record in seeds.items():
-            test = record.get("test") or {}
-            accuracy = test.get("accuracy") or {}
-            tasks = [accuracy[task] for task in COMMONSENSE_COLUMNS if accuracy.get(task) is not None]
+            accuracy = (record.get("test") or {}).get("accuracy") or {}
+            tasks = [accuracy[task] for task in TASKS if accuracy.get(task) is not None]
             validation = ((record.get("validation") or {}).get("accuracy") or {}).get("avg")
+            gates = [num(gate_value(record, key)) for key in ENTROPY_KEYS]
             rows.append(
                 [
                     f"{value:g}",
                     str(seed),
                     pct(validation),
                     pct(sum(tasks) / len(tasks) if tasks else None),
-                    *[
-                        num(gate_value(record, key))
-                        for key in (
-                            "mean",
-                            "near_binary",
-                            "prompt_mean",
-                            "response_mean",
-                            "probe.prefill_mean",
-                            "probe.decode_mean",
-                        )
-                    ],
+                    *gates,
                 ]
             )
-    header = [
-        "lambda",
-        "seed",
-        "val acc",
-        "test avg",
-        "gate mean",
-        "near-binary",
-        "prompt",
-        "response",
-        "prefill",
-        "decode",
-    ]
+    header = ["lambda", "seed", "val acc", "test avg", *GATE_COLUMNS]
     return table(header, rows) if rows else "No entropy-sweep run is recorded yet.\n"
 
 
 def gate_table(data: ReportData) -> str:
     rows = []
-    keys = (
-        "mean",
-        "near_binary",
-        "entropy",
-        "prompt_mean",
-        "response_mean",
-        "probe.prefill_mean",
-        "probe.decode_mean",
-    )
     for method, runs in data.finals.items():
         records = [run.record for run in runs.values() if run.record.get("gates")]
         if records:
-            cells = []
-            for key in keys:
-                mean, std = mean_std([gate_value(record, key) for record in records])
-                cells.append(num(mean) + ("" if math.isnan(std) else f" ± {num(std)}"))
-            rows.append([method, str(len(records)), *cells])
-    header = [
-        "method",
-        "runs",
-        "gate mean",
-        "near-binary",
-        "entropy (nats)",
-        "prompt",
-        "response",
-        "prefill",
-        "decode",
-    ]
+            stats = [mean_std([gate_value(record, key) for record in records]) for key in GATE_KEYS]
+            rows.append(
+                [
+                    method,
+                    str(len(records)),
+                    *(num(m) + ("" if math.isnan(s) else f" ± {num(s)}") for m, s in stats),
+                ]
+            )
+    header = ["method", "runs", "gate mean", "near-binary", "entropy (nats)", *GATE_COLUMNS[2:]]
     return table(header, rows) if rows else "No gated final run is recorded yet.\n"

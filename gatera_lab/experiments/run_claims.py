@@ -1,27 +1,14 @@
 """Claims that let several ``gatera-lab sweep`` workers share one plan without doing a run twice.
 
 A worker claims run ``name`` by taking an exclusive OS lock on ``<runs>/<name>.claim`` without waiting
-(`filelock.FileLock`, i.e. ``flock(LOCK_EX | LOCK_NB)`` on Linux), and releases it when the run ends, however
-it ends. The kernel ties the lock to the open file, so it ends with its process: a worker that crashes or is
-killed (even by SIGKILL) holds nothing, and there is no stale claim to detect, take over or remove by hand.
-
-A run is *claimed* exactly while some process holds its lock. The lock file itself stays on disk after the
-release (deleting it would let two workers lock two different files of the same name) and means nothing
-without a holder, whatever it contains: an empty, garbage or left-over file (such as the pid files of
-earlier versions) is simply locked afresh.
-
-Contracts:
-
-- At most one process at a time is inside `claim_run` for a name with ``won=True``; a worker that re-reads
-  the run's record after winning (as ``gatera-lab sweep`` does) never repeats a run another one finished.
-- `claimed_by_others` is a snapshot (a claim may be taken or released right after it answers), and it
-  probes by locking for an instant, so a `claim_run` racing that probe may lose once; the caller just
-  looks again.
-- The lock belongs to the open file, not the process: a second claim of a name inside the process that
-  holds it loses too, and `claimed_by_others` reports it.
-- On a network file system the lock reaches other hosts only where the file system forwards it (Linux
-  emulates flock on NFS with byte-range locks the server sees). A file system without flock is an error,
-  never a silent fallback to a lock file that would outlive its process.
+(`filelock.FileLock`: ``flock(LOCK_EX | LOCK_NB)`` on Linux) and releases it when the run ends. The kernel
+ties the lock to the open file, so it ends with its process (even on SIGKILL): there is no stale claim.
+A run is *claimed* exactly while some process holds its lock; the lock file stays on disk and means
+nothing without a holder, whatever it contains. At most one process at a time holds a name's claim (a
+second claim inside the holding process loses too); `claimed_by_others` is a snapshot that probes by
+locking for an instant, so a racing `claim_run` may lose once and look again. A file system without
+flock is an error, never a fallback to a lock file that would outlive its process. This module needs
+only the standard library and filelock (the tests load it by path).
 """
 
 from __future__ import annotations

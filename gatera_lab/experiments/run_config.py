@@ -46,25 +46,13 @@ RUNNER_KEYS = ("test_after_fit",)  # the runner launches fit and test itself
 Resolver = Callable[[Sequence[str]], dict[str, Any]]
 
 
-def option_value(value: Any) -> str:
-    """A CLI value: strings as they are, everything else as JSON (``true``, ``null``, ``[]``, ``0.001``)."""
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-def override_args(overrides: Mapping[str, Any]) -> list[str]:
-    """``{"model.learning_rate": 0.001}`` -> ``["--model.learning_rate", "0.001"]``, in order."""
-    args: list[str] = []
-    for key, value in overrides.items():
-        args += [f"--{key}", option_value(value)]
-    return args
-
-
 def config_args(config_files: Sequence[str], overrides: Mapping[str, Any]) -> list[str]:
-    """``--config`` for each file, then the overrides."""
-    args: list[str] = []
-    for file in config_files:
-        args += ["--config", str(file)]
-    return args + override_args(overrides)
+    """``--config`` for each file, then the overrides: ``{"model.learning_rate": 0.001}`` ->
+    ``--model.learning_rate 0.001`` (strings as they are, everything else as JSON: ``true``, ``null``, ``[]``)."""
+    args = [arg for file in config_files for arg in ("--config", str(file))]
+    for key, value in overrides.items():
+        args += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]
+    return args
 
 
 def command_line(subcommand: str, args: Sequence[str]) -> str:
@@ -91,19 +79,24 @@ class _ResolvingCLI(GateraCLI):
         raise _Parsed(yaml.safe_load(text)["fit"])
 
 
+def build_cli(args: Sequence[str], cli_class: type[GateraCLI] = GateraCLI, **kwargs: Any) -> GateraCLI:
+    """``cli_class`` (the ``gatera-lab`` CLI) over ``args`` in-process; ``kwargs`` go to LightningCLI."""
+    with warnings.catch_warnings():  # args given while sys.argv has a subcommand of its own: on purpose
+        warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")
+        return cli_class(
+            GateraModule,
+            L.LightningDataModule,
+            subclass_mode_data=True,
+            args=list(args),
+            auto_configure_optimizers=False,
+            **kwargs,
+        )
+
+
 def resolve_config(args: Sequence[str]) -> dict[str, Any]:
     """The fully resolved ``fit`` configuration of ``args`` (configs and overrides), parsed in-process."""
     try:
-        with warnings.catch_warnings():  # args given while sys.argv has a subcommand of its own: on purpose
-            warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")
-            _ResolvingCLI(
-                GateraModule,
-                L.LightningDataModule,
-                subclass_mode_data=True,
-                args=["fit", *args],
-                auto_configure_optimizers=False,
-                parser_kwargs={"default_env": False, "exit_on_error": False},
-            )
+        build_cli(["fit", *args], _ResolvingCLI, parser_kwargs={"default_env": False, "exit_on_error": False})
     except _Parsed as parsed:
         return parsed.config
     except (ArgumentError, ValueError) as error:

@@ -1,10 +1,10 @@
-"""Where a stage runs: in this process, or in a child Python process of its own (``launcher: subprocess``).
+"""Carrying out a planned run: ``fit`` then ``test``, each stage in this process or in a child of its own.
 
-A child keeps each run's memory and threads apart from the sweep: it is ``python -m
-gatera_lab.experiments.run_process REQUEST.json`` (the stage, the planned run, its record so far and the
-context, as JSON), runs the stage in-process (`run_stage`) and writes the record itself; its console goes
-to ``<runs>/<name>/<stage>/console.log``. Either way the caller gets the record back, or a `RunFailed` that
-names the run and the stage (and the console log's last lines).
+`execute_run` does what a run still needs given its record: nothing, its test, or fit then test (a zero-shot
+run is the test alone; a record whose checkpoint is gone is trained again). With ``launcher: subprocess``
+a stage is ``python -m gatera_lab.experiments.run_process REQUEST.json`` (stage, run, record so far and
+context as JSON), which runs it in-process (`run_stage`) and writes the record itself; its console goes to
+``<runs>/<name>/<stage>/console.log``. A failed stage is a `RunFailed` naming the run and the stage.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,21 +23,16 @@ import torch
 
 from gatera_lab.atomic_write import write_json_atomic
 from gatera_lab.errors import GateraError
-from gatera_lab.experiments.plan import PlannedRun
+from gatera_lab.experiments.plan import PlannedRun, run_status
 from gatera_lab.experiments.records import read_record
 from gatera_lab.experiments.run_stage import RunContext, fit_stage, test_stage
 
+__all__ = ["RunContext", "RunFailed", "execute_run", "run_stage"]
 STAGES = {"fit": fit_stage, "test": test_stage}
 
 
 class RunFailed(GateraError, RuntimeError):
     """A fit or test did not finish; names the run, the stage and where its console went."""
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    if not path.is_file():
-        return ""
-    return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
 
 
 def _in_process(stage: str, run: PlannedRun, context: RunContext, record: dict | None) -> dict[str, Any]:
@@ -56,24 +52,21 @@ def _in_child(stage: str, run: PlannedRun, context: RunContext, record: dict | N
     folder = context.runs_dir / run.name / stage
     folder.mkdir(parents=True, exist_ok=True)
     request = folder / "request.json"
-    context_fields = {**dataclasses.asdict(context), "records_dir": str(context.records_dir)}
-    context_fields["runs_dir"] = str(context.runs_dir)
-    payload = {"stage": stage, "run": dataclasses.asdict(run), "record": record, "context": context_fields}
-    write_json_atomic(request, payload)
+    fields = {**dataclasses.asdict(context), "records_dir": str(context.records_dir)}
+    fields["runs_dir"] = str(context.runs_dir)
+    write_json_atomic(
+        request, {"stage": stage, "run": dataclasses.asdict(run), "record": record, "context": fields}
+    )
     environment = dict(os.environ)
     if context.threads:
         environment.update({"OMP_NUM_THREADS": str(context.threads), "MKL_NUM_THREADS": str(context.threads)})
     console = folder / "console.log"
     with open(console, "a", encoding="utf-8") as log:
-        code = subprocess.run(
-            [sys.executable, "-m", __name__, str(request)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=environment,
-        ).returncode
+        command = [sys.executable, "-m", __name__, str(request)]
+        code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=environment).returncode
     written = read_record(context.records_dir, run.name)
     if code != 0 or written is None or not written.get(stage):
-        tail = _tail(console)
+        tail = "\n".join(console.read_text(encoding="utf-8", errors="replace").splitlines()[-15:])
         raise RunFailed(
             f"run {run.name}: {stage} failed (exit code {code}); console log {console}"
             + (f"\n  last lines:\n{tail}" if tail else "")
@@ -85,6 +78,26 @@ def run_stage(stage: str, run: PlannedRun, context: RunContext, record: dict | N
     """Run ``stage`` (``fit`` or ``test``) of ``run`` as ``context.mode`` says; returns the new record."""
     runner = _in_process if context.mode == "inprocess" else _in_child
     return runner(stage, run, context, record)
+
+
+def execute_run(
+    run: PlannedRun, record: dict[str, Any] | None, context: RunContext, log: Callable[[str], None] = print
+) -> dict[str, Any] | None:
+    """Do what ``run`` still needs given its ``record``: nothing, its test, or fit then test."""
+    status = run_status(run, record)
+    if status == "done":
+        return record
+    if run.kind == "train":
+        checkpoint = ((record or {}).get("fit") or {}).get("checkpoint")
+        if status == "pending" or not (checkpoint and Path(checkpoint).is_file()):
+            if status == "needs_test":
+                log(f"  the checkpoint of {run.name} is gone ({checkpoint}); training it again")
+            log(f"  fit: {run.name} (folder {context.runs_dir / run.name / 'fit'})")
+            record = run_stage("fit", run, context, record)
+    if run.needs_test:
+        log(f"  test: {run.name} (folder {context.runs_dir / run.name / 'test'})")
+        record = run_stage("test", run, context, record)
+    return record
 
 
 def _child(request_path: str) -> int:

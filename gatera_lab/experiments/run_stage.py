@@ -5,34 +5,80 @@ same the plan resolved) plus its folder ``<runs>/<name>/<stage>``, then calls th
 
 - ``fit``: ``trainer.fit`` with `FinalGateProbe` and `ValidationLog` added; the record takes the checkpoint
   path from the ``ModelCheckpoint`` callback, the validation metrics and losses from the trainer
-  (`stage_results`) and the gate statistics from the probe;
+  (`ValidationLog`, `training_summary`) and the gate statistics from the probe;
 - ``test``: ``trainer.test`` from the fit's checkpoint (without its hyper-parameters, `stripped_checkpoint`;
   a zero-shot run tests the untrained adapter); the record takes ``module.test_results``.
 
 The record is written as soon as the stage ends, so an interrupted sweep loses at most one stage. Each
-record also keeps the equivalent ``gatera-lab`` command of its stages.
+record also keeps the equivalent ``gatera-lab`` command of its stages. A record keeps the fit's last
+validation and the history of its average accuracy (``at_end``: it ran after the last optimizer step)::
+
+    validation = {step, loss, accuracy: {avg, <task>...}, history: [[step, val/acc], ...], at_end}
 """
 
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.callbacks import Callback
 
-from gatera_lab.cli import GateraCLI
 from gatera_lab.evaluation.results_table import COMMONSENSE_COLUMNS
 from gatera_lab.experiments.final_gates import FinalGateProbe
 from gatera_lab.experiments.machine import describe_machine, git_commit
 from gatera_lab.experiments.plan import PlannedRun
 from gatera_lab.experiments.records import write_record
-from gatera_lab.experiments.run_config import command_line, get_path
-from gatera_lab.experiments.stage_results import ValidationLog, training_summary, validation_summary
+from gatera_lab.experiments.run_config import build_cli, command_line, get_path
 from gatera_lab.experiments.stripped_checkpoint import write_test_checkpoint
-from gatera_lab.module import GateraModule
+
+STAGE_CLI = {"run": False, "save_config_kwargs": {"overwrite": True}, "parser_kwargs": {"default_env": False}}
+TRAIN_KEYS = ("train/loss", "train/task_loss", "train/gate_entropy")
+
+
+class ValidationLog(Callback):
+    """Keeps ``{"step": global step, "metrics": {val/...: value}}`` of every validation in ``points``."""
+
+    def __init__(self) -> None:
+        self.points: list[dict[str, Any]] = []
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        metrics = {
+            key: float(value) for key, value in trainer.callback_metrics.items() if key.startswith("val/")
+        }
+        self.points.append({"step": trainer.global_step, "metrics": metrics})
+
+
+def validation_summary(points: list[dict[str, Any]], tasks: list[str], steps: int) -> dict[str, Any] | None:
+    """The last validation of ``points`` that has ``val/acc`` (None if none has), as a record keeps it."""
+    scored = [point for point in points if "val/acc" in point["metrics"]]
+    if not scored:
+        return None
+    last = scored[-1]
+    metrics = last["metrics"]
+    accuracy = {"avg": metrics["val/acc"]}
+    accuracy.update({task: metrics[f"val/acc_{task}"] for task in tasks if f"val/acc_{task}" in metrics})
+    return {
+        "step": last["step"],
+        "loss": metrics.get("val/loss"),
+        "accuracy": accuracy,
+        "history": [[point["step"], point["metrics"]["val/acc"]] for point in scored],
+        "at_end": last["step"] >= steps,
+    }
+
+
+def training_summary(trainer: L.Trainer) -> dict[str, Any]:
+    """The last logged training losses (`TRAIN_KEYS` of ``callback_metrics``) at the fit's final step."""
+    metrics = trainer.callback_metrics
+    return {
+        key.removeprefix("train/"): {"step": trainer.global_step, "value": float(metrics[key])}
+        for key in TRAIN_KEYS
+        if key in metrics
+    }
 
 
 @dataclass(frozen=True)
@@ -49,22 +95,6 @@ class RunContext:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
-
-
-def build_cli(args: list[str]) -> GateraCLI:
-    """The CLI of ``args`` with its model, data and trainer built, nothing run (``run=False``)."""
-    with warnings.catch_warnings():  # args given while sys.argv names `sweep`: on purpose
-        warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")
-        return GateraCLI(
-            GateraModule,
-            L.LightningDataModule,
-            subclass_mode_data=True,
-            args=args,
-            run=False,
-            save_config_kwargs={"overwrite": True},
-            auto_configure_optimizers=False,
-            parser_kwargs={"default_env": False},
-        )
 
 
 def base_record(run: PlannedRun, context: RunContext, previous: dict[str, Any] | None) -> dict[str, Any]:
@@ -97,7 +127,7 @@ def _stage_args(run: PlannedRun, root: Path) -> list[str]:
 def fit_stage(run: PlannedRun, context: RunContext, previous: dict[str, Any] | None) -> dict[str, Any]:
     """Train ``run`` and write its record (without a test); returns the record."""
     args = _stage_args(run, context.runs_dir / run.name / "fit")
-    cli = build_cli(args)
+    cli = build_cli(args, **STAGE_CLI)
     probe, validations = FinalGateProbe(), ValidationLog()
     cli.trainer.callbacks.extend([probe, validations])
     started = time.perf_counter()
@@ -106,7 +136,7 @@ def fit_stage(run: PlannedRun, context: RunContext, previous: dict[str, Any] | N
     trainer = cli.trainer
     saver = (
         trainer.checkpoint_callback
-    )  # the last checkpoint where one is kept, else the best (no monitor: the last)
+    )  # its last checkpoint where one is kept, else the best (no monitor: last)
     checkpoint = (saver.last_model_path or saver.best_model_path) if saver else ""
     if not checkpoint or not Path(checkpoint).is_file():
         raise RuntimeError(f"the fit of {run.name} saved no checkpoint (ModelCheckpoint)")
@@ -138,7 +168,7 @@ def test_stage(run: PlannedRun, context: RunContext, record: dict[str, Any] | No
     checkpoint = None
     if run.kind == "train":
         checkpoint = str(write_test_checkpoint(record["fit"]["checkpoint"], root / "adapter.ckpt"))
-    cli = build_cli(args)
+    cli = build_cli(args, **STAGE_CLI)
     started = time.perf_counter()
     cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=checkpoint, weights_only=True)
     seconds = time.perf_counter() - started

@@ -78,8 +78,7 @@ def finals_by_method(plan: Plan, records: dict[str, dict[str, Any]]) -> dict[str
 
 
 def zero_shot(plan: Plan, records: dict[str, dict[str, Any]]) -> TestedRun | None:
-    found = tested(plan, records, "zero_shot")
-    return found[0] if found else None
+    return next(iter(tested(plan, records, "zero_shot")), None)
 
 
 def entropy_tested(plan: Plan, records: dict[str, dict[str, Any]]) -> dict[float, dict[Any, TestedRun]]:

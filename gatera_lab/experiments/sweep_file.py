@@ -16,8 +16,8 @@ A sweep file is a YAML mapping of the `SweepSpec` fields::
     search_seed: 42                      # the seed of the learning-rate search runs (default: seeds[0])
     seeds: [42, 43]                      # the seeds of the final runs of every method
     entropy_sweep: {method: hira_gate, values: [0.0, 0.01, 0.1], seeds: [42]}
-    estimate: {seconds_per_step: 5.0, seconds_per_val_row: 0.3, seconds_per_test_row: 0.3,
-               seconds_per_launch: 45.0}
+    seconds_per_step: 5.0                # the time estimate of a fit: seconds_per_step x max_steps
+    seconds_per_test: 300.0              # ... and of a test (`command.estimate_seconds`)
     budget: "free text: the budget and why, shown on the results page"
     claims: configs/sweeps/claims.yaml   # the papers' claims the report checks (`claims_file`)
 
@@ -39,8 +39,6 @@ from jsonargparse import ArgumentParser
 from jsonargparse.typing import NonNegativeFloat, PositiveFloat, PositiveInt
 
 from gatera_lab.errors import ConfigError
-
-LAUNCHERS = ("subprocess", "inprocess")
 
 
 @dataclass(frozen=True)
@@ -68,16 +66,6 @@ class EntropySweepSpec:
 
 
 @dataclass(frozen=True)
-class EstimateSpec:
-    """Time model of a run on the sweep's machine (used by ``--dry-run`` and ``--budget-minutes``)."""
-
-    seconds_per_step: NonNegativeFloat = 5.0  # one optimizer step at the overlay's batch and length
-    seconds_per_val_row: NonNegativeFloat = 0.3  # one validation row: its loss share plus label scoring
-    seconds_per_test_row: NonNegativeFloat = 0.3  # one test row, label log-likelihood scoring
-    seconds_per_launch: NonNegativeFloat = 45.0  # process start, model load, data preparation
-
-
-@dataclass(frozen=True)
 class SweepSpec:
     """A parsed sweep file; paths are as written (relative to the working directory)."""
 
@@ -94,7 +82,8 @@ class SweepSpec:
     zero_shot: Optional[str] = None  # noqa: UP045
     search_seed: Optional[int] = None  # noqa: UP045
     entropy_sweep: Optional[EntropySweepSpec] = None  # noqa: UP045
-    estimate: EstimateSpec = field(default_factory=EstimateSpec)
+    seconds_per_step: NonNegativeFloat = 5.0
+    seconds_per_test: NonNegativeFloat = 300.0
     budget: str = ""
     claims: Optional[str] = None  # noqa: UP045
     path: Path = Path("sweep.yaml")
@@ -117,65 +106,50 @@ class SweepSpec:
         return tuple(method for family in self.family_list for method in family.methods)
 
 
-def _parser() -> ArgumentParser:
-    parser = ArgumentParser(exit_on_error=False, default_env=False)
-    parser.add_class_arguments(SweepSpec, skip={"path"}, fail_untyped=True)
-    return parser
-
-
 def _fail(path: Path, key: str, message: str) -> ConfigError:
     return ConfigError(f"sweep file {str(path)!r}: option '{key}' {message}")
 
 
-def _check_method(path: Path, key: str, method: str, method_configs: str) -> None:
-    from gatera_lab.registry import available_methods
-
-    if method not in available_methods():
-        raise _fail(
-            path, key, f"names {method!r}, not a registered method ({', '.join(available_methods())})"
-        )
-    config = Path(method_configs) / f"{method}.yaml"
-    if not config.is_file():
-        raise _fail(path, key, f"names {method!r}, but its config {str(config)!r} does not exist")
-
-
-def _repeats(values: tuple[Any, ...]) -> bool:
-    return len(set(values)) != len(values)
-
-
 def _check(spec: SweepSpec) -> None:
     """What the types cannot say: registered methods with config files, overlay files, no repeats."""
-    path = spec.path
+    from gatera_lab.registry import available_methods
+
+    path, registered = spec.path, available_methods()
+
+    def check_method(key: str, method: str) -> None:
+        config = Path(spec.method_configs) / f"{method}.yaml"
+        if method not in registered:
+            raise _fail(path, key, f"names {method!r}, not a registered method ({', '.join(registered)})")
+        if not config.is_file():
+            raise _fail(path, key, f"names {method!r}, but its config {str(config)!r} does not exist")
+
     if not spec.families or not spec.seeds:
         raise _fail(path, "families" if not spec.families else "seeds", "must not be empty")
     for key, file in [*(("overlay", file) for file in spec.overlay), ("claims", spec.claims)]:
         if file is not None and not Path(file).is_file():
             raise _fail(path, key, f"names {file!r}, which is not a file")
     if spec.zero_shot is not None:
-        _check_method(path, "zero_shot", spec.zero_shot, spec.method_configs)
+        check_method("zero_shot", spec.zero_shot)
     seen: set[str] = set()
     for name, family in spec.families.items():
         key = f"families.{name}"
         if not family.methods or not family.learning_rates:
             raise _fail(path, key, "must name methods and learning_rates")
         for method in family.methods:
-            _check_method(path, f"{key}.methods", method, spec.method_configs)
+            check_method(f"{key}.methods", method)
             if method in seen:
                 raise _fail(path, f"{key}.methods", f"repeats {method!r}: each method belongs to one family")
             seen.add(method)
-        if _repeats(family.learning_rates):
+        if len(set(family.learning_rates)) != len(family.learning_rates):
             raise _fail(path, f"{key}.learning_rates", f"repeats a value: {list(family.learning_rates)}")
-    if _repeats(spec.seeds):
+    if len(set(spec.seeds)) != len(spec.seeds):
         raise _fail(path, "seeds", f"repeats a seed: {list(spec.seeds)}")
     sweep = spec.entropy_sweep
     if sweep is not None:
-        _check_method(path, "entropy_sweep.method", sweep.method, spec.method_configs)
+        check_method("entropy_sweep.method", sweep.method)
         if sweep.method not in seen:
-            raise _fail(
-                path,
-                "entropy_sweep.method",
-                f"names {sweep.method!r}, which belongs to no family (its learning rate is chosen there)",
-            )
+            reason = "which belongs to no family (its learning rate is chosen there)"
+            raise _fail(path, "entropy_sweep.method", f"names {sweep.method!r}, {reason}")
 
 
 def load_sweep(path: str | os.PathLike[str]) -> SweepSpec:
@@ -189,7 +163,8 @@ def load_sweep(path: str | os.PathLike[str]) -> SweepSpec:
         raise ConfigError(f"sweep file {str(path)!r} is not valid YAML: {error}") from error
     if not isinstance(data, dict):
         raise ConfigError(f"sweep file {str(path)!r} must hold a mapping, got {type(data).__name__}")
-    parser = _parser()
+    parser = ArgumentParser(exit_on_error=False, default_env=False)
+    parser.add_class_arguments(SweepSpec, skip={"path"}, fail_untyped=True)
     try:
         spec = parser.instantiate(parser.parse_object(data)).as_dict()
     except Exception as error:  # jsonargparse's ArgumentError: names the key
