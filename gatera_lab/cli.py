@@ -7,6 +7,7 @@ configuration is saved beside every run's logs. Lightning's ``predict`` is not o
 subcommand (`print_help`). Extra subcommands:
 
 - ``gatera-lab methods``: the registered adapter methods, one line each;
+- ``gatera-lab configs``: the shipped configs; ``--config NAME`` runs one by name (`gatera_lab.shipped_configs`);
 - ``gatera-lab export``: write a trained adapter in the Hugging Face PEFT format (or the project's gated format);
 - ``gatera-lab gates``: render a checkpoint's gate values for a prompt as a heatmap;
 - ``gatera-lab sweep`` / ``report``: the study harness (`gatera_lab.experiments`);
@@ -28,6 +29,7 @@ from gatera_lab.durable_checkpoint_io import use_durable_checkpoints
 from gatera_lab.errors import ConfigError, GateraError
 from gatera_lab.module import GateraModule
 from gatera_lab.registry import registry_entries
+from gatera_lab.shipped_configs import list_configs, resolve_config_arguments
 
 
 class GateraCLI(LightningCLI):
@@ -101,6 +103,7 @@ def _lazy(module_path: str) -> Callable[[list[str]], int]:
 
 EXTRA_COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "methods": list_methods,
+    "configs": list_configs,
     "export": _lazy("gatera_lab.export_command"),
     "gates": _lazy("gatera_lab.gates_command"),
     "sweep": _lazy("gatera_lab.experiments.command"),
@@ -113,6 +116,7 @@ SUBCOMMAND_HELP: dict[str, str] = {
     "validate": "validate an adapter on the validation set (Lightning's Trainer.validate)",
     "test": "test an adapter: per-task accuracy (Lightning's Trainer.test)",
     "methods": "list the registered adapter methods",
+    "configs": "list the shipped configs (fit --config NAME runs one by name)",
     "export": "write a trained adapter in the Hugging Face PEFT format (or the gated format)",
     "gates": "render a gated checkpoint's gate values for a prompt as a heatmap PNG",
     "sweep": "run the study harness: train and test the methods of a sweep file",
@@ -158,7 +162,10 @@ def main(args: list[str] | None = None) -> int:
             )
         if argv[0] in EXTRA_COMMANDS:
             return EXTRA_COMMANDS[argv[0]](argv[1:])
+        argv = resolve_config_arguments(argv)  # --config hira_gate: the shipped config of that name
         check_config_files(argv)  # a broken YAML file is named, not a usage text
+        if args is None:
+            sys.argv[1:] = argv  # LightningCLI reads sys.argv itself (and warns when given both)
         run_lightning_cli(None if args is None else argv)
     except GateraError as error:
         print(f"gatera-lab: error: {error}", file=sys.stderr)

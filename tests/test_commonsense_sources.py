@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from gatera_lab import local_cache
 from gatera_lab.datamodules import olmo_source
 from gatera_lab.datamodules.commonsense_tasks import TASKS, CommonsenseExample, DataFormatError, load_task
 from gatera_lab.datamodules.llm_adapters_source import (
@@ -132,7 +133,7 @@ def test_failed_or_partial_pip_download_leaves_no_cache_entry(
             command, 1, "", "ERROR: No matching distribution found for pkg==1.0"
         )
 
-    monkeypatch.setattr(subprocess, "run", failing)
+    monkeypatch.setattr(local_cache, "run_pip", failing)
     with pytest.raises(DownloadError, match=r"could not fetch pkg==1\.0 with pip.*No matching distribution"):
         pip_download_wheel("pkg==1.0", "pkg-1.0-py3-none-any.whl", tmp_path)
     assert list(tmp_path.iterdir()) == []
@@ -141,7 +142,7 @@ def test_failed_or_partial_pip_download_leaves_no_cache_entry(
         Path(command[-1], "pkg-1.0-py3-none-any.whl").write_bytes(b"PK\x03\x04 cut off")
         return subprocess.CompletedProcess(command, 0, "", "")
 
-    monkeypatch.setattr(subprocess, "run", partial)
+    monkeypatch.setattr(local_cache, "run_pip", partial)
     with pytest.raises(DownloadError, match=r"pkg-1\.0-py3-none-any\.whl is not a readable wheel"):
         pip_download_wheel("pkg==1.0", "pkg-1.0-py3-none-any.whl", tmp_path)
     assert list(tmp_path.iterdir()) == []
