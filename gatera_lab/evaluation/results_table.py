@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from gatera_lab.local_cache import write_json_atomic, write_text_atomic
+from gatera_lab.atomic_write import write_json_atomic, write_text_atomic
 
 COMMONSENSE_COLUMNS: dict[str, str] = {
     "boolq": "BoolQ",

@@ -25,13 +25,13 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from gatera_lab.atomic_write import write_json_atomic
 from gatera_lab.diagnostics.gate_capture import GateCapture, gated_layers
 from gatera_lab.diagnostics.gate_statistics import binary_entropy, grouped_values, summarize
 from gatera_lab.diagnostics.generation_trace import trace_generation
 from gatera_lab.diagnostics.prefill_decode_monitor import DEFAULT_PROBE
 from gatera_lab.diagnostics.step_diagnostic import check_positive, diagnosed_model
 from gatera_lab.experiments.records import json_safe
-from gatera_lab.local_cache import write_json_atomic
 from gatera_lab.run_folder import run_folder
 
 FILENAME = "final_gates.json"

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from gatera_lab.atomic_write import write_text_atomic
 from gatera_lab.diagnostics.plotting import save_png
 from gatera_lab.errors import ConfigError, GateraError
 from gatera_lab.experiments.claims_file import load_claims
@@ -40,7 +41,6 @@ from gatera_lab.experiments.report_tables import (
 )
 from gatera_lab.experiments.run_config import get_path
 from gatera_lab.experiments.sweep_file import load_sweep
-from gatera_lab.local_cache import write_text_atomic
 
 DEFAULT_SWEEP = "configs/sweeps/reproduction.yaml"
 VERDICT_RULE = (
