@@ -2,44 +2,15 @@
 
 from __future__ import annotations
 
-import lightning as L
 import pytest
 import torch
 from PIL import Image
 
-from gatera_lab import build_method
 from gatera_lab.cli import main as cli_main
-from gatera_lab.datamodules import LLMAdaptersJSONDataModule
 from gatera_lab.diagnostics.plotting import gate_figure_size_px
 from gatera_lab.gates_command import load_gated_model, main
 from gatera_lab.model_loading import load_tokenizer
-from gatera_lab.module import GateraModule
-
-
-def train_checkpoint(model_dir, instruction_file, path, method: str):
-    """Two optimizer steps of ``method`` on the tiny model, saved as a Lightning checkpoint."""
-    L.seed_everything(0)
-    module = GateraModule(
-        method=build_method(method, r=4, gate_weight_init_std=0.3) if method.endswith("_gate") else method,
-        model=str(model_dir),
-        learning_rate=0.05,
-        warmup_steps=0,
-    )
-    data = LLMAdaptersJSONDataModule(
-        str(instruction_file), tokenizer=str(model_dir), val_size=4, batch_size=4, max_length=96
-    )
-    trainer = L.Trainer(
-        max_steps=2,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-    )
-    trainer.fit(module, data)
-    trainer.save_checkpoint(path)
-    return path, module
+from tests.tiny_fit import train_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import json
 
-import lightning as L
 import pytest
 import torch
 
-from gatera_lab import build_method
-from gatera_lab.adapter_method import adapter_state_dict
 from gatera_lab.cli import main
-from gatera_lab.datamodules import LLMAdaptersJSONDataModule
 from gatera_lab.model_loading import load_causal_lm, load_tokenizer
-from gatera_lab.module import GateraModule
 from gatera_lab.prompt_format import render_prompt
+from tests.tiny_fit import train_checkpoint
 
 PROMPT = "Is 7 even?"
 
@@ -27,31 +23,8 @@ def gated_fit(tiny_model_dir, instruction_file, tmp_path_factory):
     move the tiny model's greedy text, and a scaled adapter changes it, so a generation that missed the
     adapter or its gates could not match.
     """
-    L.seed_everything(0)
-    module = GateraModule(
-        method=build_method("hira_gate", r=4, gate_weight_init_std=0.3),
-        model=str(tiny_model_dir),
-        learning_rate=0.05,
-        warmup_steps=0,
-    )
-    data = LLMAdaptersJSONDataModule(
-        str(instruction_file), tokenizer=str(tiny_model_dir), val_size=4, batch_size=4, max_length=96
-    )
-    trainer = L.Trainer(
-        max_steps=2,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-    )
-    trainer.fit(module, data)
-    with torch.no_grad():
-        for tensor in adapter_state_dict(module.model).values():
-            tensor.mul_(30)
     path = tmp_path_factory.mktemp("generate") / "hira_gate.ckpt"
-    trainer.save_checkpoint(path)
+    _, module = train_checkpoint(tiny_model_dir, instruction_file, path, "hira_gate", adapter_scale=30)
     return path, module.model.eval()
 
 
