@@ -5,7 +5,14 @@
   index 1 gives evaluation batches (`EvalCollator`: left-padded prompts, candidate labels, ``gold``,
   ``task_index``) for log-likelihood accuracy. An evaluation batch is recognised by its ``candidate_ids``.
   With ``val_size=0`` there are no validation loaders and Lightning skips validation.
-- ``test_dataloader``: evaluation batches over the test sets of ``tasks`` (``test_limit`` rows each).
+- ``test_dataloader``: evaluation batches over the test sets of ``tasks`` (all rows, the first
+  ``test_limit``, or a seeded sample of ``test_sample`` rows per task; every row keeps its id ``task/index``).
+
+``format`` chooses the text: ``llm_adapters`` (the papers' instructions and answer labels, scored or
+generated) or ``choice_text`` (a plain prompt from the data's fields; training on the gold choice's text,
+evaluation by each choice's likelihood, `gatera_lab.datamodules.choice_text_format`). The training order
+is drawn from ``order_seed``, by default the run's seed (``seed_everything``), so every method at one seed
+sees the same batches and another seed draws another order; ``seed`` draws which rows are used.
 
 ``task_names`` orders ``task_index`` of test batches and ``val_task_names`` that of validation batches
 (for `TaskAccuracy`; they differ only for the ``llm_adapters`` source).
@@ -13,14 +20,19 @@
 
 from __future__ import annotations
 
+import os
+
 import lightning as L
+from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
+from gatera_lab.datamodules.choice_text_format import RecordFormat
 from gatera_lab.datamodules.commonsense_eval_items import eval_items_from_examples, eval_items_from_records
-from gatera_lab.datamodules.commonsense_tasks import TASK_NAMES, Source, load_test_sets, resolve_task
+from gatera_lab.datamodules.commonsense_tasks import TASK_NAMES, Source, resolve_task
 from gatera_lab.datamodules.instruction_data import TokenizedExample, tokenize_instruction
 from gatera_lab.datamodules.instruction_loaders import instruction_loader, padding_id
 from gatera_lab.datamodules.option_checks import require_at_least
+from gatera_lab.datamodules.test_rows import load_test_rows
 from gatera_lab.datamodules.train_loader_state import TrainLoaderState
 from gatera_lab.datamodules.training_mixture import ARC_OPENBOOKQA, build_training_mixture
 from gatera_lab.datamodules.truncation_report import TruncationReport, truncation_report, warn_truncation
@@ -40,13 +52,18 @@ class CommonsenseDataModule(TrainLoaderState, L.LightningDataModule):
         per_task_cap: int | dict[str, int] | None = None,
         val_size: int = 120,
         test_limit: int | None = None,
-        max_length: int = 256,
+        max_length: int | None = 256,
         batch_size: int = 8,
         eval_batch_size: int = 8,
         num_workers: int = 0,
         seed: int = 42,
         cache_dir: str | None = None,
         data_dir: str | None = None,
+        format: RecordFormat = "llm_adapters",
+        test_sample: int | None = None,
+        test_sample_seed: int = 0,
+        order_seed: int | None = None,
+        group_by_length: bool = True,
     ) -> None:
         """
         Args:
@@ -59,18 +76,29 @@ class CommonsenseDataModule(TrainLoaderState, L.LightningDataModule):
                 loaders: Lightning skips validation).
             test_limit: first rows of each test set to test on; None for all.
             max_length: longest training sequence in tokens (the prompt loses tokens from its start;
-                ``setup`` warns with the count of cut rows, also kept in ``truncation``).
+                ``setup`` warns with the count of cut rows per task, also kept in ``truncation``); None:
+                the longest row of the data, so no row is cut (``setup`` prints the length).
             batch_size: training and validation-loss batch size.
             eval_batch_size: batch size of evaluation batches (each row carries all its candidates).
             num_workers: DataLoader worker processes.
             seed: seed of the caps, the validation split and the shuffling order.
             cache_dir: cache folder (default ``$GATERA_LAB_CACHE`` or ``~/.cache/gatera-lab``).
             data_dir: for ``llm_adapters``, a local folder with the JSON files.
+            format: ``llm_adapters`` (instructions and answer labels) or ``choice_text`` (plain prompts,
+                the choices' texts; ``olmo`` source only).
+            test_sample: test on a seeded random sample of this many rows per task (instead of
+                ``test_limit``); the same rows for every run with the same ``test_sample_seed``.
+            test_sample_seed: seed of ``test_sample``.
+            order_seed: seed of the training order; None: the run's seed (``seed_everything``), else ``seed``.
+            group_by_length: batches of rows of similar length, in a random order (less padding).
         """
         super().__init__()
         require_at_least("val_size", val_size, 0)
         require_at_least("test_limit", test_limit, 1, none_means="all rows")
-        require_at_least("max_length", max_length, 2)
+        require_at_least("max_length", max_length, 2, none_means="the longest row")
+        require_at_least("test_sample", test_sample, 1, none_means="no sample")
+        if format not in ("llm_adapters", "choice_text"):
+            raise ConfigError(f"option 'format' must be 'llm_adapters' or 'choice_text', got {format!r}")
         require_at_least("num_workers", num_workers, 0)
         if isinstance(per_task_cap, int):
             require_at_least("per_task_cap", per_task_cap, 1, none_means="all rows")
@@ -90,6 +118,8 @@ class CommonsenseDataModule(TrainLoaderState, L.LightningDataModule):
             seed,
         )
         self.cache_dir, self.data_dir = cache_dir, data_dir
+        self.format, self.test_sample, self.test_sample_seed = format, test_sample, test_sample_seed
+        self.order_seed, self.group_by_length = order_seed, group_by_length
         self.tokenizer = None
         self.train_examples: list[TokenizedExample] = []
         self.val_examples: list[TokenizedExample] = []
@@ -111,6 +141,7 @@ class CommonsenseDataModule(TrainLoaderState, L.LightningDataModule):
                 self.source,
                 self.cache_dir,
                 self.data_dir,
+                self.format,
             )
             self.train_examples = [
                 tokenize_instruction(r, self.tokenizer, self.max_length) for r in mixture.train
@@ -118,20 +149,45 @@ class CommonsenseDataModule(TrainLoaderState, L.LightningDataModule):
             self.val_examples = [
                 tokenize_instruction(r, self.tokenizer, self.max_length) for r in mixture.validation
             ]
+            if self.max_length is None:  # nothing was cut: the longest row sets the length
+                self.max_length = max(len(e.input_ids) for e in (*self.train_examples, *self.val_examples))
+                rank_zero_info(
+                    f"{type(self).__name__}: max_length={self.max_length} from the data (no row is cut)"
+                )
             if mixture.validation:
                 self.val_items = eval_items_from_records(
                     mixture.validation, self.tokenizer, self.val_task_names, origin="validation"
                 )
             self.truncation = {
-                "train": truncation_report(self.train_examples, "training", self.max_length),
-                "validation": truncation_report(self.val_examples, "validation", self.max_length),
+                "train": truncation_report(
+                    self.train_examples, "training", self.max_length, [r["task"] for r in mixture.train]
+                ),
+                "validation": truncation_report(
+                    self.val_examples, "validation", self.max_length, [r["task"] for r in mixture.validation]
+                ),
             }
             warn_truncation(list(self.truncation.values()), type(self).__name__)
         if stage in (None, "test") and not self.test_items:
-            examples = load_test_sets(
-                self.task_names, self.source, self.cache_dir, self.data_dir, self.test_limit
+            examples, row_ids = load_test_rows(
+                self.task_names,
+                self.source,
+                self.cache_dir,
+                self.data_dir,
+                self.test_limit,
+                self.test_sample,
+                self.test_sample_seed,
             )
-            self.test_items = eval_items_from_examples(examples, self.tokenizer, self.task_names)
+            self.test_items = eval_items_from_examples(
+                examples, self.tokenizer, self.task_names, record_format=self.format, row_ids=row_ids
+            )
+
+    @property
+    def training_order_seed(self) -> int:
+        """``order_seed``, else the run's seed (Lightning's ``PL_GLOBAL_SEED``), else ``seed``."""
+        if self.order_seed is not None:
+            return self.order_seed
+        run_seed = os.environ.get("PL_GLOBAL_SEED")
+        return int(run_seed) if run_seed is not None else self.seed
 
     def _eval_loader(self, items: list[EvalItem]) -> DataLoader:
         return DataLoader(
@@ -144,7 +200,12 @@ class CommonsenseDataModule(TrainLoaderState, L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         loader = instruction_loader(
-            self.train_examples, self.tokenizer, self.batch_size, self.num_workers, shuffle_seed=self.seed
+            self.train_examples,
+            self.tokenizer,
+            self.batch_size,
+            self.num_workers,
+            shuffle_seed=self.training_order_seed,
+            group_by_length=self.group_by_length,
         )
         return self.track_train_loader(loader)  # its place in the epoch is checkpointed (TrainLoaderState)
 

@@ -2,7 +2,9 @@
 
 Works on any LLM-Adapters record with a ``task`` field (from `CommonsenseExample.to_record`, a training
 mixture's validation split, or a JSON file): the prompt is the training prompt, the candidate labels are
-read from the instruction's final ``Answer format: a/b/c``, the gold label is ``answer``.
+read from the instruction's final ``Answer format: a/b/c``, the gold label is ``answer``. A choice-text
+record (`gatera_lab.datamodules.choice_text_format.choice_record`) gives an item whose candidates are
+the choices' texts.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
+from gatera_lab.datamodules.choice_text_format import LENGTH_NORMALISED_TASKS, RecordFormat, example_record
 from gatera_lab.datamodules.commonsense_tasks import TASK_NAMES, TASKS, CommonsenseExample, DataFormatError
 from gatera_lab.evaluation.choice_items import EvalItem, labels_from_instruction, tokenize_eval_item
+from gatera_lab.evaluation.choice_text_items import tokenize_choice_item
 from gatera_lab.prompt_format import render_prompt
 
 ANSWER_LABEL_SET = tuple(f"answer{index}" for index in range(1, 6))  # SIQA, ARC, OBQA (LLM-Adapters regex)
@@ -42,6 +46,20 @@ def eval_items_from_records(
             raise DataFormatError(
                 f"{where}: task {task!r} is not one of the evaluated tasks {list(task_names)}"
             )
+        if "choice_texts" in record:
+            items.append(
+                tokenize_choice_item(
+                    record["prompt"],
+                    record["choice_leads"],
+                    record["choice_texts"],
+                    record["gold"],
+                    tokenizer,
+                    task_index=list(task_names).index(task),
+                    length_normalised=task in LENGTH_NORMALISED_TASKS,
+                    row_id=record.get("row_id", ""),
+                )
+            )
+            continue
         labels = labels_from_instruction(record["instruction"], where)
         if record.get("answer") not in labels:
             raise DataFormatError(
@@ -56,6 +74,7 @@ def eval_items_from_records(
                 task_index=list(task_names).index(task),
                 label_set=label_set_of(task, labels),
                 max_prompt_length=max_prompt_length,
+                row_id=record.get("row_id", ""),
             )
         )
     if not items:
@@ -68,7 +87,13 @@ def eval_items_from_examples(
     tokenizer: PreTrainedTokenizerBase,
     task_names: Sequence[str] = TASK_NAMES,
     max_prompt_length: int | None = None,
+    record_format: RecordFormat = "llm_adapters",
+    row_ids: Sequence[str] | None = None,
 ) -> list[EvalItem]:
-    """`eval_items_from_records` of the examples' LLM-Adapters records."""
-    records = [example.to_record() for example in examples]
+    """`eval_items_from_records` of the examples' records in ``record_format``."""
+    row_ids = row_ids if row_ids is not None else [""] * len(examples)
+    records = [
+        example_record(example, record_format, row_id)
+        for example, row_id in zip(examples, row_ids, strict=True)
+    ]
     return eval_items_from_records(records, tokenizer, task_names, max_prompt_length, origin="examples")

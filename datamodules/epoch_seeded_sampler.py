@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+import torch
 import torch.distributed as dist
 from torch.utils.data import DistributedSampler
 
+from gatera_lab.datamodules.length_grouping import length_grouped_order
 from gatera_lab.errors import CheckpointMismatchError
 
 
@@ -27,6 +29,10 @@ class EpochSeededSampler(DistributedSampler):
     ``set_epoch(e)`` with a new ``e`` starts epoch ``e`` at position 0 and with the current one keeps the
     position (Lightning calls it again after restoring a mid-epoch checkpoint); iterating a finished epoch
     starts the next one. ``state_dict`` / ``load_state_dict`` carry ``(epoch, position)`` through a checkpoint.
+
+    With ``lengths`` the permutation is rearranged into length-sorted groups of ``batch_size *
+    num_replicas`` rows in a random order (`gatera_lab.datamodules.length_grouping`): each rank's batch of
+    ``batch_size`` consecutive indices comes from one group, so its rows have similar lengths.
     """
 
     def __init__(
@@ -36,6 +42,8 @@ class EpochSeededSampler(DistributedSampler):
         shuffle: bool = True,
         num_replicas: int | None = None,
         rank: int | None = None,
+        lengths: Sequence[int] | None = None,
+        batch_size: int = 1,
     ) -> None:
         """
         Args:
@@ -44,6 +52,8 @@ class EpochSeededSampler(DistributedSampler):
             shuffle: False for ``range(size)`` in every epoch.
             num_replicas: processes sharing the data (default: the initialised process group's size, else 1).
             rank: this process's index (default: its rank in the initialised process group, else 0).
+            lengths: the rows' token counts, to group rows of similar length into batches (None: no grouping).
+            batch_size: the loader's batch size (the size of a group on each rank).
         """
         distributed = dist.is_available() and dist.is_initialized()
         if num_replicas is None:
@@ -51,8 +61,11 @@ class EpochSeededSampler(DistributedSampler):
         if rank is None:
             rank = dist.get_rank() if distributed else 0
         super().__init__(range(size), num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed)
+        if lengths is not None and len(lengths) != size:
+            raise ValueError(f"lengths has {len(lengths)} entries for {size} rows")
         self.size = size
         self.position = 0
+        self.lengths, self.batch_size = lengths, batch_size
 
     def set_epoch(self, epoch: int) -> None:
         if epoch != self.epoch:
@@ -65,8 +78,17 @@ class EpochSeededSampler(DistributedSampler):
     def __iter__(self) -> Iterator[int]:
         if self.position >= self.num_samples and self.num_samples > 0:
             self.set_epoch(self.epoch + 1)
-        share = list(super().__iter__())  # (num_samples,) indices of epoch `self.epoch` for this rank
+        share = self._epoch_share()  # (num_samples,) indices of epoch `self.epoch` for this rank
         return iter(share[self.position :])
+
+    def _epoch_share(self) -> list[int]:
+        if self.lengths is None or not self.shuffle:
+            return list(super().__iter__())
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(self.size, generator=generator).tolist()  # as DistributedSampler draws it
+        order = length_grouped_order(order, self.lengths, self.batch_size * self.num_replicas, generator)
+        order += order[: self.total_size - len(order)]  # pad as DistributedSampler does
+        return order[self.rank : self.total_size : self.num_replicas]
 
     def state_dict(self) -> dict[str, Any]:
         return {

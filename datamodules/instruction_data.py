@@ -1,8 +1,10 @@
 """Instruction records in the LLM-Adapters format, tokenised with a prompt/response mask.
 
-A record is ``{"instruction", "input", "output", "answer"}``. The model sees ``prompt + output + eos``;
-``response_mask`` marks the tokens of ``output + eos``: the loss on response tokens only and the
-prefill/decode gate diagnostics both use it.
+A record is ``{"instruction", "input", "output", "answer"}``, its prompt the Alpaca template of
+`gatera_lab.prompt_format`, or ``{"prompt", "output"}`` with the prompt's text as it is (the choice-text
+format, `gatera_lab.datamodules.choice_text_format`). The model sees ``prompt + output + eos`` (no ``eos``
+when the record says ``"append_eos": false``); ``response_mask`` marks the response tokens: the loss on
+response tokens only and the prefill/decode gate diagnostics both use it.
 """
 
 from __future__ import annotations
@@ -68,8 +70,15 @@ class TokenizedExample:
     response_cut: int = 0
 
 
+def record_prompt(record: dict[str, Any]) -> str:
+    """The prompt text of a record: its ``prompt`` as it is, else the Alpaca template of its instruction."""
+    if "prompt" in record:
+        return record["prompt"]
+    return render_prompt(record["instruction"], record.get("input", ""))
+
+
 def tokenize_instruction(
-    record: dict[str, Any], tokenizer: PreTrainedTokenizerBase, max_length: int
+    record: dict[str, Any], tokenizer: PreTrainedTokenizerBase, max_length: int | None
 ) -> TokenizedExample:
     """``prompt`` and ``output + eos`` tokenised separately (so the boundary is exact), then concatenated.
 
@@ -77,11 +86,11 @@ def tokenize_instruction(
     only a response longer than ``max_length`` itself loses the whole prompt and its own end. The example
     records both counts (`gatera_lab.datamodules.truncation_report` sums them per split).
     """
-    prompt_ids = tokenizer(render_prompt(record["instruction"], record.get("input", "")))["input_ids"]
+    prompt_ids = tokenizer(record_prompt(record))["input_ids"]
     response_ids = tokenizer(record["output"], add_special_tokens=False)["input_ids"]
-    if tokenizer.eos_token_id is not None:
+    if tokenizer.eos_token_id is not None and record.get("append_eos", True):
         response_ids = [*response_ids, tokenizer.eos_token_id]
-    overflow = len(prompt_ids) + len(response_ids) - max_length
+    overflow = len(prompt_ids) + len(response_ids) - max_length if max_length is not None else 0
     prompt_cut = response_cut = 0
     if overflow > 0:
         prompt_cut = min(overflow, len(prompt_ids))

@@ -22,11 +22,13 @@ def instruction_loader(
     batch_size: int,
     num_workers: int,
     shuffle_seed: int | None = None,
+    group_by_length: bool = False,
 ) -> DataLoader:
     """Right-padded batches of ``examples``; with ``shuffle_seed``, in an order drawn from (seed, epoch).
 
     With ``shuffle_seed`` the loader is a `ResumableLoader` over an `EpochSeededSampler` (this process's share
-    under DDP): a checkpoint records its place in the epoch and a resumed fit continues from there.
+    under DDP): a checkpoint records its place in the epoch and a resumed fit continues from there; with
+    ``group_by_length`` its batches hold rows of similar length (`gatera_lab.datamodules.length_grouping`).
 
     Each loader has its own ``generator``: a DataLoader without one draws its workers' base seed from the
     global RNG whenever it is iterated, so a resumed run (which starts a new iterator mid-epoch, and skips a
@@ -44,7 +46,12 @@ def instruction_loader(
     return ResumableLoader(
         examples,
         batch_size=batch_size,
-        sampler=EpochSeededSampler(len(examples), seed=shuffle_seed),
+        sampler=EpochSeededSampler(
+            len(examples),
+            seed=shuffle_seed,
+            lengths=[len(example.input_ids) for example in examples] if group_by_length else None,
+            batch_size=batch_size,
+        ),
         collate_fn=collate_fn,
         num_workers=num_workers,
         generator=torch.Generator().manual_seed(shuffle_seed),

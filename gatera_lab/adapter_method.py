@@ -89,7 +89,7 @@ class AdapterMethod:
         target_modules: str | Sequence[str] = DEFAULT_TARGET_MODULES,
         gate: bool = False,
         gate_bias: float = 0.0,
-        gate_weight_init_std: float = 0.0,
+        gate_weight_init_std: float | None = None,
         entropy_weight: float = 0.0,
     ) -> None:
         """
@@ -100,7 +100,9 @@ class AdapterMethod:
             target_modules: module names (matched as name suffixes) or one regex on full module names.
             gate: multiply the update by a per-token GateRA gate ``g = sigmoid(w . x + b)``.
             gate_bias: initial gate bias ``b``; every gate starts at ``sigmoid(gate_bias)``.
-            gate_weight_init_std: standard deviation of the initial gate weight ``w`` (0: zeros).
+            gate_weight_init_std: standard deviation of the initial gate weight ``w``; None:
+                ``1 / sqrt(d_in)`` (tokens start at different gates, so the entropy term acts from the first
+                step); 0: zeros (every gate starts at ``sigmoid(gate_bias)``).
             entropy_weight: ``lambda``, the weight of the gate entropy regulariser in the loss.
         """
         if isinstance(r, bool) or not isinstance(r, int) or r <= 0:
@@ -122,7 +124,7 @@ class AdapterMethod:
         self.target_modules = target_modules if isinstance(target_modules, str) else list(target_modules)
         self.gate = bool(gate)
         self.gate_bias = float(gate_bias)
-        self.gate_weight_init_std = float(gate_weight_init_std)
+        self.gate_weight_init_std = None if gate_weight_init_std is None else float(gate_weight_init_std)
         self.entropy_weight = float(entropy_weight)
 
     # ------------------------------------------------------------------ what a method states

@@ -37,7 +37,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -176,6 +176,11 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
 def write_json_atomic(path: str | os.PathLike[str], payload: Any) -> None:
     """Write ``payload`` as indented JSON (non-ASCII kept) to ``path`` atomically and durably."""
     write_text_atomic(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+
+
+def write_jsonl_atomic(path: str | os.PathLike[str], rows: Iterable[Any]) -> None:
+    """Write one JSON document per line (``rows``) to ``path`` atomically."""
+    write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in rows))
 
 
 @functools.cache

@@ -3,7 +3,9 @@
 Evaluation batches (from `EvalCollator`) are answered by `evaluate_batch` with the stage's protocol; each
 process adds its rows to one `TaskAccuracy` per stage, built at the epoch start on every process so that
 all join its sync at the epoch end. The sums over processes are logged (``val/acc``, ``test/acc_<task>``);
-at the end of ``test`` rank zero prints the table and writes ``test_results.json`` / ``.csv``.
+at the end of ``test`` rank zero prints the table and writes ``test_results.json`` / ``.csv`` and every
+row's outcome (`gatera_lab.evaluation.row_outcomes`), gathered from all processes, to ``test_rows.jsonl``;
+``test_results`` then holds both metrics (``acc``, ``acc_norm``) per task and the rows.
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
+import torch.distributed as dist
 from torch import Tensor
 
+from gatera_lab.atomic_write import write_jsonl_atomic
 from gatera_lab.errors import ConfigError
-from gatera_lab.evaluation import Protocol, TaskAccuracy, evaluate_batch
+from gatera_lab.evaluation import BatchEvaluation, Protocol, TaskAccuracy, evaluate_batch
 from gatera_lab.evaluation.results_report import report_test_results
+from gatera_lab.evaluation.row_outcomes import metric_accuracies, row_outcomes
 from gatera_lab.run_folder import run_folder
 
 
@@ -28,6 +33,7 @@ class MultipleChoiceEvaluation(L.LightningModule):
 
     accuracy: dict[str, TaskAccuracy]
     test_results: dict[str, Any] | None
+    test_outputs: list[BatchEvaluation]
 
     def _task_names(self, stage: str) -> tuple[str, ...]:
         datamodule = self.trainer.datamodule
@@ -75,12 +81,15 @@ class MultipleChoiceEvaluation(L.LightningModule):
             num_beams=self.hparams.generation_num_beams,
         )
         self.accuracy[stage].update(outcome.task_index, outcome.correct)
+        if stage == "test":
+            self.test_outputs.append(_to_cpu(outcome))
 
     def on_validation_epoch_start(self) -> None:
         self._start_accuracy("val")
 
     def on_test_epoch_start(self) -> None:
         self._start_accuracy("test")
+        self.test_outputs = []
 
     # The accuracies are already summed over processes (equal everywhere); ``sync_dist`` averages equal values.
     def on_validation_epoch_end(self) -> None:
@@ -96,6 +105,8 @@ class MultipleChoiceEvaluation(L.LightningModule):
             return
         accuracies = {task: float(value) for task, value in finished[0].items()}
         counts = finished[1]
+        rows = _gather_rows(row_outcomes(self.test_outputs, self._task_names("test")))
+        self.test_outputs = []
         self.log_dict({f"test/acc_{task}": value for task, value in accuracies.items()}, sync_dist=True)
         self.test_results = {
             "method": self.method.name,
@@ -104,5 +115,26 @@ class MultipleChoiceEvaluation(L.LightningModule):
             "accuracy": accuracies,
             "counts": counts,
         }
+        if rows and "acc" in rows[0]:
+            self.test_results["acc"] = metric_accuracies(rows, "acc")
+            self.test_results["acc_norm"] = metric_accuracies(rows, "acc_norm")
         if self.trainer.is_global_zero:
             report_test_results(self.test_results, run_folder(self.trainer))
+            write_jsonl_atomic(run_folder(self.trainer) / "test_rows.jsonl", rows)
+        self.test_results["rows"] = rows
+
+
+def _to_cpu(outcome: BatchEvaluation) -> BatchEvaluation:
+    fields = {
+        key: value.cpu() if isinstance(value, Tensor) else value for key, value in vars(outcome).items()
+    }
+    return BatchEvaluation(**fields)
+
+
+def _gather_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every process's rows (a collective under DDP), sorted by row id."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        shares: list[list[dict[str, Any]] | None] = [None] * dist.get_world_size()
+        dist.all_gather_object(shares, rows)
+        rows = [row for share in shares for row in share or []]
+    return sorted(rows, key=lambda row: row["row_id"])

@@ -39,16 +39,22 @@ class TokenGate(nn.Module):
     a scope); `forced_gate_value` makes it return a constant for a scope.
     """
 
-    def __init__(self, in_features: int, bias_init: float = 0.0, weight_init_std: float = 0.0) -> None:
+    def __init__(self, in_features: int, bias_init: float = 0.0, weight_init_std: float | None = None) -> None:
         """
         Args:
             in_features: size of the adapted module's input.
-            bias_init: initial bias ``b``; the gate starts at ``sigmoid(bias_init)`` for every token.
-            weight_init_std: standard deviation of the initial ``w`` (0 starts every token alike).
+            bias_init: initial bias ``b``.
+            weight_init_std: standard deviation of the initial ``w``; None: ``1 / sqrt(in_features)``, so
+                the initial logit ``w . x`` has about the spread of the input's root mean square and tokens
+                start at different gates. With 0 every gate starts at ``sigmoid(bias_init)``; at 0.5
+                the entropy's gradient ``dH/dz = -z g (1 - g)`` is zero, so the regulariser cannot act until
+                the task loss has moved the gates (a test shows this).
         """
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(1, in_features))  # (1, d_in)
         self.bias = nn.Parameter(torch.full((1,), float(bias_init)))  # (1,)
+        if weight_init_std is None:
+            weight_init_std = in_features**-0.5
         if weight_init_std > 0:
             nn.init.normal_(self.weight, std=weight_init_std)
         self._logit_sinks: list[LogitSink] = []  # installed and removed by gate_logit_sink only

@@ -16,10 +16,13 @@ from pathlib import Path
 
 import torch
 
+from gatera_lab.atomic_write import write_jsonl_atomic
 from gatera_lab.datamodules.commonsense_eval_items import eval_items_from_examples
-from gatera_lab.datamodules.commonsense_tasks import TASK_NAMES, load_test_sets, resolve_task
+from gatera_lab.datamodules.commonsense_tasks import TASK_NAMES, resolve_task
+from gatera_lab.datamodules.test_rows import load_test_rows
 from gatera_lab.evaluation import COMMONSENSE_COLUMNS, evaluate_items, render_table
 from gatera_lab.evaluation.results_table import write_results_csv, write_results_json
+from gatera_lab.evaluation.row_outcomes import metric_accuracies, row_outcomes
 from gatera_lab.model_loading import DEFAULT_MODEL, load_causal_lm, load_tokenizer, provenance
 
 
@@ -32,6 +35,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--tasks", nargs="+", default=list(TASK_NAMES), help="tasks to evaluate (default: all 8)"
     )
     parser.add_argument("--limit", type=int, default=200, help="first N rows per task; 0 for all")
+    parser.add_argument("--sample", type=int, default=None, help="a seeded random sample of N rows per task")
+    parser.add_argument("--sample-seed", type=int, default=0, help="seed of --sample (same seed, same rows)")
+    parser.add_argument(
+        "--format",
+        choices=["llm_adapters", "choice_text"],
+        default="llm_adapters",
+        help="answer labels in the papers' instructions, or the choices' texts after a plain prompt",
+    )
     parser.add_argument("--protocol", choices=["likelihood", "generation"], default="likelihood")
     parser.add_argument("--num-beams", type=int, default=1, help="generation only (the papers use 4)")
     parser.add_argument("--max-new-tokens", type=int, default=32, help="generation only")
@@ -73,8 +84,12 @@ def main(argv: list[str] | None = None) -> dict:
     tokenizer = load_tokenizer(args.model, cache_dir=args.cache_dir)
     load_seconds = time.perf_counter() - started
     limit = args.limit or None
-    examples = load_test_sets(tasks, args.source, args.cache_dir, args.data_dir, limit)
-    items = eval_items_from_examples(examples, tokenizer, task_names=tasks)
+    examples, row_ids = load_test_rows(
+        tasks, args.source, args.cache_dir, args.data_dir, limit, args.sample, args.sample_seed
+    )
+    items = eval_items_from_examples(
+        examples, tokenizer, task_names=tasks, record_format=args.format, row_ids=row_ids
+    )
     print(f"{len(items)} rows of {len(tasks)} tasks; model loaded in {load_seconds:.1f} s", file=sys.stderr)
 
     def progress(done: int, total: int, seconds: float) -> None:
@@ -90,6 +105,8 @@ def main(argv: list[str] | None = None) -> dict:
         model, tokenizer, items, tasks, args.protocol, args.batch_size, progress=progress, **options
     )
     seconds = time.perf_counter() - evaluation_started
+    rows = row_outcomes(outputs, tasks)
+    print(f"{len(items) / seconds:.1f} rows per second", file=sys.stderr)
     name = f"{args.model} ({args.protocol})"
     columns = {task: COMMONSENSE_COLUMNS[task] for task in COMMONSENSE_COLUMNS if task in tasks}
     print(render_table({name: accuracies}, columns=columns))
@@ -97,7 +114,15 @@ def main(argv: list[str] | None = None) -> dict:
         "model": provenance(args.model, args.cache_dir),
         "protocol": args.protocol,
         "generation": options or None,
-        "subset": f"first {limit} rows of each test set" if limit else "all rows",
+        "format": args.format,
+        "subset": (
+            f"seeded sample of {args.sample} rows per task (seed {args.sample_seed})"
+            if args.sample
+            else f"first {limit} rows of each test set"
+            if limit
+            else "all rows"
+        ),
+        "rows_per_second": round(len(items) / seconds, 2),
         "source": args.source,
         "dtype": args.dtype,
         "device": args.device,
@@ -108,6 +133,8 @@ def main(argv: list[str] | None = None) -> dict:
         },
         "avg": accuracies["avg"],
         "predicted_label_counts": predicted_label_counts(outputs, tasks),
+        "acc": metric_accuracies(rows, "acc") if args.protocol == "likelihood" else None,
+        "acc_norm": metric_accuracies(rows, "acc_norm") if args.protocol == "likelihood" else None,
         "seconds": {"model_load": round(load_seconds, 1), "evaluation": round(seconds, 1)},
         "command": " ".join(
             ["python", "scripts/zero_shot.py", *(argv if argv is not None else sys.argv[1:])]
@@ -115,6 +142,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     write_results_json(args.output, payload)
     write_results_csv(args.output.with_suffix(".csv"), {name: accuracies}, columns=columns)
+    write_jsonl_atomic(args.output.with_suffix(".rows.jsonl"), rows)
     print(f"wrote {args.output} and {args.output.with_suffix('.csv')}", file=sys.stderr)
     return payload
 

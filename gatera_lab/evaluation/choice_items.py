@@ -34,6 +34,9 @@ class EvalItem:
     label_set: tuple[str, ...]  # labels the generation regex accepts (task-wide, may be a superset)
     gold: int
     task_index: int
+    candidate_chars: tuple[int, ...] = ()  # characters of each scored text (acc_norm); () for labels
+    length_normalised: bool = False  # predict by score per character (acc_norm) instead of score (acc)
+    row_id: str = ""  # the row's identity in its test set ("piqa/17"), for row-by-row comparisons
 
 
 def is_eval_batch(batch: dict[str, Tensor]) -> bool:
@@ -65,6 +68,7 @@ def tokenize_eval_item(
     label_set: Sequence[str] | None = None,
     response_prefix: str = RESPONSE_PREFIX,
     max_prompt_length: int | None = None,
+    row_id: str = "",
 ) -> EvalItem:
     """Tokenise ``prompt`` and the response ``f"{response_prefix} {label}"`` of every label.
 
@@ -95,6 +99,7 @@ def tokenize_eval_item(
         label_set=tuple(label_set) if label_set is not None else tuple(labels),
         gold=gold,
         task_index=task_index,
+        row_id=row_id,
     )
 
 
@@ -103,8 +108,10 @@ class EvalCollator:
 
     Returns ``input_ids`` and ``attention_mask`` (B, Tp), prompts padded on the left (so generation and
     scoring continue right after the last prompt token); ``candidate_ids``, ``candidate_mask`` (real
-    tokens) and ``score_mask`` (label tokens) (B, K, Tc), padded on the right, K the most candidates in
-    the batch; ``gold`` and ``task_index`` (B,); ``labels`` and ``label_sets`` as lists of tuples.
+    tokens) and ``score_mask`` (scored tokens) (B, K, Tc), padded on the right, K the most candidates in
+    the batch; ``candidate_chars`` (B, K) characters of each scored text (1 where unknown or absent);
+    ``gold``, ``task_index``, ``length_normalised`` and ``choice_text`` (B,); ``labels``, ``label_sets`` and ``row_ids``
+    as lists.
     """
 
     def __init__(self, pad_token_id: int) -> None:
@@ -125,6 +132,7 @@ class EvalCollator:
         )  # (B, K, Tc)
         candidate_mask = torch.zeros((batch, choices, response_length), dtype=torch.long)  # (B, K, Tc)
         score_mask = torch.zeros((batch, choices, response_length), dtype=torch.long)  # (B, K, Tc)
+        candidate_chars = torch.ones((batch, choices), dtype=torch.float)  # (B, K)
         for row, item in enumerate(items):
             size = len(item.prompt_ids)
             input_ids[row, prompt_length - size :] = torch.tensor(item.prompt_ids)
@@ -133,14 +141,22 @@ class EvalCollator:
                 candidate_ids[row, choice, : len(ids)] = torch.tensor(ids)
                 candidate_mask[row, choice, : len(ids)] = 1
                 score_mask[row, choice, start : len(ids)] = 1
+            if item.candidate_chars:
+                candidate_chars[row, : len(item.candidate_chars)] = torch.tensor(item.candidate_chars).clamp(
+                    min=1
+                )
         return {
             "input_ids": input_ids,
             "attention_mask": attention_mask,
             "candidate_ids": candidate_ids,
             "candidate_mask": candidate_mask,
             "score_mask": score_mask,
+            "candidate_chars": candidate_chars,
+            "length_normalised": torch.tensor([item.length_normalised for item in items], dtype=torch.bool),
+            "choice_text": torch.tensor([bool(item.candidate_chars) for item in items], dtype=torch.bool),
             "gold": torch.tensor([item.gold for item in items], dtype=torch.long),  # (B,)
             "task_index": torch.tensor([item.task_index for item in items], dtype=torch.long),  # (B,)
             "labels": [item.labels for item in items],
             "label_sets": [item.label_set for item in items],
+            "row_ids": [item.row_id for item in items],
         }

@@ -35,7 +35,11 @@ class BatchEvaluation:
     predicted: Tensor  # (B,) candidate index, -1 for an unmatched generation
     correct: Tensor  # (B,) bool
     task_index: Tensor  # (B,)
-    scores: Tensor | None = None  # (B, K) label log-likelihoods (likelihood protocol)
+    scores: Tensor | None = None  # (B, K) candidate log-likelihoods (likelihood protocol)
+    predicted_acc: Tensor | None = None  # (B,) argmax of the scores (likelihood protocol)
+    predicted_acc_norm: Tensor | None = None  # (B,) argmax of the scores per character (likelihood protocol)
+    gold: Tensor | None = None  # (B,)
+    row_ids: list[str] | None = None  # each row's id in its test set ("" when unknown)
     responses: list[str] | None = None  # generated text (generation protocol)
 
 
@@ -53,7 +57,8 @@ def evaluate_batch(
     Args:
         model: a Hugging Face causal LM (adapters injected or not).
         batch: a batch from `EvalCollator`, on the model's device.
-        protocol: ``likelihood`` (argmax of label log-likelihoods; deterministic, fast) or
+        protocol: ``likelihood`` (argmax of the candidates' log-likelihoods, per character for a
+            ``length_normalised`` row; deterministic, fast) or
             ``generation`` (the papers' protocol: generate, first regex match of the label set).
         tokenizer: needed by ``generation`` to decode responses.
         max_new_tokens: generation length (the papers use 32).
@@ -63,15 +68,38 @@ def evaluate_batch(
     gold = batch["gold"]  # (B,)
     if protocol == "likelihood":
         scores = score_candidates(model, batch, use_cache=use_cache)  # (B, K)
-        predicted = scores.argmax(-1)  # (B,)
-        return BatchEvaluation(predicted, predicted == gold, batch["task_index"], scores=scores)
+        by_score = scores.argmax(-1)  # (B,) acc
+        by_score_per_char = (scores / batch["candidate_chars"]).argmax(-1)  # (B,) acc_norm
+        predicted = torch.where(batch["length_normalised"], by_score_per_char, by_score)  # (B,)
+        return BatchEvaluation(
+            predicted,
+            predicted == gold,
+            batch["task_index"],
+            scores=scores,
+            predicted_acc=by_score,
+            predicted_acc_norm=by_score_per_char,
+            gold=gold,
+            row_ids=batch.get("row_ids"),
+        )
     if protocol == "generation":
         if tokenizer is None:
             raise ConfigError("protocol 'generation' needs the tokenizer to decode responses")
+        if batch["choice_text"].any():
+            raise ConfigError(
+                "protocol 'generation' matches answer labels and cannot score choice texts; use "
+                "'likelihood' with data format 'choice_text'"
+            )
         predicted, responses = predict_by_generation(
             model, tokenizer, batch, max_new_tokens=max_new_tokens, num_beams=num_beams
         )
-        return BatchEvaluation(predicted, predicted == gold, batch["task_index"], responses=responses)
+        return BatchEvaluation(
+            predicted,
+            predicted == gold,
+            batch["task_index"],
+            responses=responses,
+            gold=gold,
+            row_ids=batch.get("row_ids"),
+        )
     raise ConfigError(f"option 'protocol' must be 'likelihood' or 'generation', got {protocol!r}")
 
 

@@ -161,6 +161,15 @@ def fit_stage(run: PlannedRun, context: RunContext, previous: dict[str, Any] | N
     return record
 
 
+def compact_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Row outcomes as a record keeps them: the ids and, one digit per row, the gold and predicted choices."""
+    return {
+        "ids": [row["row_id"] for row in rows],
+        "gold": "".join(str(row["gold"]) for row in rows),
+        "predicted": "".join(str(row["predicted"]) if 0 <= row["predicted"] < 10 else "x" for row in rows),
+    }
+
+
 def test_stage(run: PlannedRun, context: RunContext, record: dict[str, Any] | None) -> dict[str, Any]:
     """Test ``run`` (from its record's checkpoint; untrained for a zero-shot run), write the record."""
     root = context.runs_dir / run.name / "test"
@@ -184,6 +193,9 @@ def test_stage(run: PlannedRun, context: RunContext, record: dict[str, Any] | No
         "protocol": results.get("protocol"),
         "accuracy": results["accuracy"],
         "counts": results["counts"],
+        "acc": results.get("acc"),
+        "acc_norm": results.get("acc_norm"),
+        "rows": compact_rows(results.get("rows") or []),
         "log_dir": str(cli.trainer.log_dir),
         "wall_seconds": round(seconds, 1),
         "machine": describe_machine(context.threads),
