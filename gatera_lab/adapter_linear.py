@@ -6,6 +6,9 @@ The layer holds state (the base layer, the method's parameters, the gate, the me
     y = W0 x + b                          merged, or the adapter disabled
     y = W0 x + b + DeltaW(dropout(x))      ungated
     y = W0 x + b + g(x) * DeltaW(dropout(x))  gated, g(x) = sigmoid(w . x + b_g) one scalar per token
+
+Beside a bfloat16/float16 base the adapter and gate tensors are float32 master weights, and the output has
+the base's dtype (`gatera_lab.precision_policy`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,12 @@ from torch import Tensor, nn
 
 from gatera_lab.errors import MergeError
 from gatera_lab.gate_skip_forward import forward_gated_skipping, skip_active
+from gatera_lab.precision_policy import (
+    as_master_parameter,
+    input_dtype_autocast,
+    master_dtype,
+    needs_input_dtype_autocast,
+)
 from gatera_lab.token_gate import TokenGate
 
 if TYPE_CHECKING:
@@ -40,11 +49,11 @@ class AdapterLinear(nn.Module):
         self.out_features = base_layer.out_features
         self.dropout: nn.Module = nn.Dropout(method.dropout) if method.dropout > 0 else nn.Identity()
         for name, parameter in method.init_parameters(base_layer).items():
-            self.register_parameter(name, parameter)
+            self.register_parameter(name, as_master_parameter(parameter))  # float32 beside a half base
         self.token_gate: TokenGate | None = None
         if method.gate:
             self.token_gate = TokenGate(self.in_features, method.gate_bias, method.gate_weight_init_std).to(
-                device=base_layer.weight.device, dtype=base_layer.weight.dtype
+                device=base_layer.weight.device, dtype=master_dtype(base_layer.weight.dtype)
             )
         self.merged = False
         self.adapter_enabled = True
@@ -63,6 +72,14 @@ class AdapterLinear(nn.Module):
     def forward(self, x: Tensor) -> Tensor:  # x: (..., d_in) -> (..., d_out)
         if self.merged or not self.adapter_enabled:
             return self.base_layer(x)
+        adapter_dtype = next(iter(self._parameters.values()), self.weight).dtype  # a method parameter's
+        if needs_input_dtype_autocast(x, adapter_dtype):  # float32 adapter, half base, no autocast around
+            with input_dtype_autocast(x):
+                return self.adapter_forward(x).to(x.dtype)
+        return self.adapter_forward(x)
+
+    def adapter_forward(self, x: Tensor) -> Tensor:  # x: (..., d_in) -> (..., d_out)
+        """The method's (gated) forward, in whatever autocast state the caller set."""
         if self.token_gate is None:
             return self.method.forward_ungated(self, x)
         gate = self.token_gate(x)  # (..., 1)

@@ -140,6 +140,19 @@ class AdapterMethod:
         """The dense ``DeltaW`` (d_out, d_in) with ``delta(x) = DeltaW x``, for merging. Optional."""
         raise MergeError(f"method {self.name!r} does not define delta_weight(), so it cannot be merged")
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass that redefines `delta` below a class's fast paths falls back to the plain formula.
+
+        ``class ScaledLoRA(LoRA)`` overriding only ``delta`` would otherwise run LoRA's `forward_ungated`,
+        which never calls ``delta``, and silently train plain LoRA.
+        """
+        super().__init_subclass__(**kwargs)
+        delta_owner = _defining_class(cls, "delta")
+        for name in ("forward_ungated", "forward_gated"):
+            owner = _defining_class(cls, name)
+            if owner is not AdapterMethod and not issubclass(owner, delta_owner):
+                setattr(cls, name, getattr(AdapterMethod, name))
+
     # ------------------------------------------------------------------ overridable fast paths
     def forward_ungated(self, layer: AdapterLinear, x: Tensor) -> Tensor:
         """``W0 x + b + DeltaW(dropout(x))``; override only with something equal and faster."""
@@ -247,3 +260,8 @@ def set_adapters_enabled(model: nn.Module, enabled: bool) -> None:
     """Switch every adapter on or off (off: the model computes its frozen base)."""
     for _, layer in adapter_layers(model):
         layer.adapter_enabled = enabled
+
+
+def _defining_class(cls: type, name: str) -> type:
+    """The first class in ``cls``'s method resolution order whose own namespace defines ``name``."""
+    return next(klass for klass in cls.__mro__ if name in vars(klass))

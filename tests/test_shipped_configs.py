@@ -11,7 +11,20 @@ from gatera_lab.cli import main
 from gatera_lab.shipped_configs import resolve_config_arguments, shipped_configs
 
 REPO = Path(__file__).parents[1]
-NAMES = ["dora", "dora_gate", "hira", "hira_gate", "lora", "lora_gate", "quick"]
+NAMES = [
+    "dora",
+    "dora_gate",
+    "fsdp",
+    "gpu_bf16",
+    "grad_checkpointing",
+    "hira",
+    "hira_gate",
+    "llama32_1b",
+    "llama3_8b",
+    "lora",
+    "lora_gate",
+    "quick",
+]
 
 
 def test_the_installed_package_holds_every_config_of_the_repository():

@@ -51,7 +51,7 @@ def test_gate_forced_to_one_gives_the_ungated_method(name, token_batch):
 
 def test_gate_starts_at_sigmoid_of_its_bias(token_batch):
     model = make_tiny_llama()
-    build_method("lora_gate", r=4, gate_bias=-2.0).apply(model)
+    build_method("lora_gate", r=4, gate_bias=-2.0, gate_weight_init_std=0.0).apply(model)
     with capture_gate_logits(model) as captured:
         model(**token_batch)
     assert len(captured.latest()) == len(list(adapter_layers(model)))

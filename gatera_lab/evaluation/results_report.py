@@ -5,7 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gatera_lab.evaluation.results_table import render_table, write_results_csv, write_results_json
+from gatera_lab.evaluation.results_table import (
+    COMMONSENSE_COLUMNS,
+    render_table,
+    write_results_csv,
+    write_results_json,
+)
 
 
 def report_test_results(results: dict[str, Any], directory: str | Path) -> tuple[Path, Path]:
@@ -18,10 +23,12 @@ def report_test_results(results: dict[str, Any], directory: str | Path) -> tuple
     """
     accuracies = {task: value for task, value in results["accuracy"].items() if task != "avg"}
     name = f"{results['method']} ({results['protocol']})"
+    # the eight commonsense columns, or a user's own tasks under their own names
+    columns = COMMONSENSE_COLUMNS if set(accuracies) <= set(COMMONSENSE_COLUMNS) else {t: t for t in accuracies}
     print(f"\nTest accuracy (%), {results['model']}:\n")
-    print(render_table({name: accuracies}))
+    print(render_table({name: accuracies}, columns=columns))
     directory = Path(directory)
     json_path = write_results_json(directory / "test_results.json", results)
-    csv_path = write_results_csv(directory / "test_results.csv", {name: accuracies})
+    csv_path = write_results_csv(directory / "test_results.csv", {name: accuracies}, columns=columns)
     print(f"written: {json_path} and {csv_path}")
     return json_path, csv_path

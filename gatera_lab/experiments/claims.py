@@ -7,8 +7,11 @@ An accuracy claim compares the average test accuracy of two settings, seed by se
                                                 the mean over seeds; the seed term is 0 for one seed)
 
 and is called *reproduced* when d has the paper's sign and |d| > 2u, *contradicted* when it has the other
-sign and |d| > 2u, and *not resolved at this scale* otherwise. A gate claim states its numbers and in how
-many runs the claimed ordering holds.
+sign and |d| > 2u, and *not resolved at this scale* otherwise. When every run's record keeps its test rows
+(the same seeded sample), the comparison is paired row by row instead: a bootstrap over seeds and rows
+gives the 95% interval and the minimum detectable difference, McNemar's test each seed's p-value, and the
+verdict is `gatera_lab.experiments.paired_statistics.verdict` (which can also say "smaller than the
+paper's effect"). A gate claim states its numbers and in how many runs the claimed ordering holds.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from gatera_lab.experiments.seed_results import TestedRun, gate_value, mean_std
+from gatera_lab.experiments.paired_statistics import PairedDifference, paired_difference, verdict
+from gatera_lab.experiments.seed_results import TestedRun, gate_value, mean_std, row_correct
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,7 @@ class Comparison:
     per_seed: dict[Any, float] = field(default_factory=dict)
     standard_error: float = math.nan  # sqrt(se_A^2 + se_B^2), points
     claimed_sign: float = 1.0  # the claim's direction when the papers give no number (A better than B)
+    paired: PairedDifference | None = None  # row-by-row statistics when the records keep their rows
 
     @property
     def mean(self) -> float:
@@ -50,6 +55,8 @@ class Comparison:
     def verdict(self) -> str:
         if not self.per_seed:
             return "missing (no seed has both runs tested)"
+        if self.paired is not None:
+            return verdict(self.paired, self.paper, self.claimed_sign)
         if abs(self.mean) <= 2 * self.uncertainty or self.mean == 0:
             return "not resolved at this scale (|difference| <= 2 standard errors)"
         claimed = self.claimed_sign if self.paper is None else self.paper
@@ -60,6 +67,8 @@ class Comparison:
     def sentence(self) -> str:
         if not self.per_seed:
             return f"{self.label}: {self.verdict}."
+        if self.paired is not None:
+            return self._paired_sentence(self.paired)
         seeds = ", ".join(f"{seed}: {value:+.2f}" for seed, value in self.per_seed.items())
         spread = "" if math.isnan(self.spread) else f" ± {self.spread:.2f}"
         paper = (
@@ -72,6 +81,20 @@ class Comparison:
             f"{self.label} = {self.mean:+.2f}{spread} points over {len(self.per_seed)} seed(s){single} "
             f"(per seed {seeds}; test-subset standard error {self.standard_error:.2f}, "
             f"combined standard error {self.uncertainty:.2f}){paper} → {self.verdict}."
+        )
+
+    def _paired_sentence(self, paired: PairedDifference) -> str:
+        paper = (
+            "claimed: positive, no published number" if self.paper is None else f"paper: {self.paper:+.2f}"
+        )
+        tests = "; ".join(
+            f"seed {seed}: {n10} vs {n01} rows right under one side only, McNemar p = {p:.3g}"
+            for seed, (n10, n01, p) in zip(self.per_seed, paired.mcnemar, strict=False)
+        )
+        return (
+            f"{self.label} = {paired.difference:+.2f} points, 95% interval [{paired.low:+.2f}, {paired.high:+.2f}] "
+            f"over {paired.seeds} seed(s) x {paired.rows} paired rows (minimum detectable difference "
+            f"{paired.minimum_detectable:.2f}){'; ' + tests if tests else ''}; {paper} → **{self.verdict}**."
         )
 
 
@@ -99,7 +122,31 @@ def compare(
         variance_b = sum(run.standard_error**2 for run in b) / len(b) ** 2
         errors.append(100 * math.sqrt(variance_a + variance_b))
     standard_error = sum(errors) / len(errors) if errors else math.nan
-    return Comparison(label, paper, per_seed, standard_error)
+    return Comparison(label, paper, per_seed, standard_error, paired=_paired(first, second, seeds))
+
+
+def _paired(
+    first: list[dict[Any, TestedRun]], second: list[dict[Any, TestedRun]], seeds: list[Any]
+) -> PairedDifference | None:
+    """Row-by-row statistics over ``seeds`` when every run keeps its rows (each side: mean over its groups)."""
+    if not seeds:
+        return None
+    tables = [[row_correct(group[seed]) for group in side] for side in (first, second) for seed in seeds]
+    if any(table is None for side in tables for table in side):
+        return None
+    common = sorted(set.intersection(*(set(table) for side in tables for table in side)))
+    if not common:
+        return None
+
+    def side_values(side: list[dict[Any, TestedRun]], seed: Any) -> list[float]:
+        outcomes = [row_correct(group[seed]) for group in side]
+        return [sum(table[row] for table in outcomes) / len(outcomes) for row in common]
+
+    return paired_difference(
+        [side_values(first, seed) for seed in seeds],
+        [side_values(second, seed) for seed in seeds],
+        [row.split("/")[0] for row in common],
+    )
 
 
 @dataclass(frozen=True)
@@ -116,11 +163,21 @@ class GateClaim:
         holds = sum(value > 0 for value in differences.values())
         mean, spread = mean_std(list(differences.values()))
         values = ", ".join(f"{name}: {value:+.4f}" for name, value in differences.items())
-        spread_text = "" if math.isnan(spread) else f" ± {spread:.4f}"
+        if math.isnan(spread):
+            interval, verdict_text = " (one run: no interval)", "not resolved"
+        else:
+            half = T_975[min(len(differences) - 1, len(T_975)) - 1] * spread / math.sqrt(len(differences))
+            low, high = mean - half, mean + half
+            interval = f", 95% interval over runs [{low:+.4f}, {high:+.4f}]"
+            verdict_text = "reproduced" if low > 0 else "contradicted" if high < 0 else "not resolved"
         return (
             f"{self.label}: holds in {holds} of {len(differences)} runs "
-            f"(mean difference {mean:+.4f}{spread_text}; {values})."
+            f"(mean difference {mean:+.4f}{interval}; {values}) → **{verdict_text}**."
         )
+
+
+T_975 = (12.71, 4.30, 3.18, 2.78, 2.57, 2.45, 2.36, 2.31, 2.26, 2.23, 2.20, 2.18, 2.16, 2.14, 2.13, 2.12)
+"""Student's t quantile 0.975 for 1..16 degrees of freedom (the last serves for more)."""
 
 
 def gate_difference(record: dict[str, Any], larger: str, smaller: str) -> float:

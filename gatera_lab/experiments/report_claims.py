@@ -72,18 +72,20 @@ def majority_claim(data: ReportData) -> list[str]:
 
 
 def zero_shot_claim(data: ReportData) -> list[str]:
+    """Each fine-tuned method, and all of them pooled, against the zero-shot run on the same rows."""
     zero = data.zero_shot
-    gains = [
-        f"{method} {100 * (mean_std([run.average for run in runs.values()])[0] - zero.average):+.2f}"
-        for method, runs in data.finals.items()
-        if runs and zero is not None
-    ]
-    if not gains:
+    finals = {method: runs for method, runs in data.finals.items() if runs}
+    if zero is None or not finals:
         return []
-    return [
-        "Fine-tuned minus zero-shot, average test accuracy (points, mean over seeds; test-subset standard "
-        f"error of the zero-shot average {100 * zero.standard_error:.2f}): {', '.join(gains)}."
+    against = [{seed: zero for seed in runs} for runs in finals.values()]
+    lines = [
+        compare(f"{method} minus zero-shot", [runs], [baseline], None).sentence()
+        for (method, runs), baseline in zip(finals.items(), against, strict=True)
     ]
+    if len(finals) > 1:
+        label = "fine-tuned (mean of the methods) minus zero-shot"
+        lines.append(compare(label, list(finals.values()), against, None).sentence())
+    return lines
 
 
 def entropy_claims(data: ReportData) -> list[str]:

@@ -49,6 +49,17 @@ class TestedRun:
         return math.sqrt(sum(terms)) / len(terms) if terms else math.nan
 
 
+def row_correct(run: TestedRun) -> dict[str, int] | None:
+    """``{row id: 1 if right else 0}`` of a run whose record keeps its test rows (None for older records)."""
+    rows = run.record["test"].get("rows") or {}
+    if not rows.get("ids"):
+        return None
+    return {
+        row_id: int(gold == predicted)
+        for row_id, gold, predicted in zip(rows["ids"], rows["gold"], rows["predicted"], strict=True)
+    }
+
+
 def mean_std(values: list[float]) -> tuple[float, float]:
     """Mean and sample std (NaN std for fewer than two values; NaN mean for none)."""
     finite = [value for value in values if value is not None and not math.isnan(value)]

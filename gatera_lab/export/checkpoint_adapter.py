@@ -46,7 +46,10 @@ class CheckpointAdapter:
 
 def load_base_model(name_or_path: str, dtype: torch.dtype) -> nn.Module:
     """The base model as `GateraModule` loads it (`gatera_lab.model_loading.load_causal_lm`: embedded names
-    such as ``smollm2-135m-instruct``, HF ids and folders, via ``AutoModelForCausalLM.from_pretrained``)."""
+    such as ``smollm2-135m-instruct``, HF ids and folders, via ``AutoModelForCausalLM.from_pretrained``).
+
+    An embedded model's Hugging Face id (``HuggingFaceTB/SmolLM2-135M-Instruct``, the base exports name) falls
+    back to the embedded copy when the Hub cannot serve it (offline)."""
     from gatera_lab.model_loading import load_causal_lm
 
     return load_causal_lm(name_or_path, dtype=dtype)

@@ -1,15 +1,18 @@
 """The gatera adapter format: any method, gated or not, a user's subclass included.
 
-A folder with two files:
+A folder with two files (and the base model's tokenizer files, which `export_adapter` writes beside them):
 
 ``gatera_adapter.json``
     ``format`` (always ``"gatera-adapter"``), ``format_version`` (an integer, currently 1), then the
     fields of `SavedAdapter`: ``method_name`` (registry name, e.g. ``"hira_gate"``), ``method_class_path``
     (e.g. ``"gatera_lab.methods.hira.HiRA"``), ``method_hparams`` (every ``__init__`` argument of the method, e.g.
     ``{"r": 32, "alpha": 64.0, "dropout": 0.0, "target_modules": [...], "gate": true, "gate_bias": 0.0, ...}``),
-    ``base_model`` (the name or folder the adapter was trained on) and ``fingerprint`` (the base model's
-    ``architecture``, config sizes such as ``hidden_size`` and ``num_hidden_layers``, and the sorted
-    ``adapted_modules``; see `gatera_lab.fingerprint`).
+    ``base_model`` (the name or folder the adapter was trained on; an embedded base by its Hugging Face id,
+    e.g. ``HuggingFaceTB/SmolLM2-135M-Instruct``) and ``fingerprint`` (the base model's ``architecture``,
+    config sizes such as ``hidden_size`` and ``num_hidden_layers``, and the sorted ``adapted_modules``; see
+    `gatera_lab.fingerprint`); then ``base_model_name_or_path`` (the same base, under the name PEFT and the
+    Hub use) and, for an embedded base, ``gatera_lab_base_source`` (the embedded name gatera-lab loads) and
+    ``gatera_lab_base_note`` (`gatera_lab.export.base_model_record`).
 ``adapter.safetensors``
     The adapter tensors only, keyed by their names in the adapted model's ``state_dict`` without any
     prefix, e.g. ``model.layers.0.self_attn.q_proj.lora_A`` (r, d_in), ``...q_proj.lora_B`` (d_out, r),
@@ -33,6 +36,7 @@ from torch import nn
 
 from gatera_lab.adapter_method import AdapterMethod, adapter_state_dict
 from gatera_lab.errors import ConfigError
+from gatera_lab.export.base_model_record import BaseModelRecord
 from gatera_lab.export.saved_adapter import SavedAdapter
 
 CONFIG_FILE = "gatera_adapter.json"
@@ -41,10 +45,12 @@ FORMAT_NAME = "gatera-adapter"
 FORMAT_VERSION = 1
 
 
-def write_gatera_adapter(folder: Path, model: nn.Module, method: AdapterMethod, base_model: str) -> None:
+def write_gatera_adapter(
+    folder: Path, model: nn.Module, method: AdapterMethod, base: BaseModelRecord
+) -> None:
     """Write ``gatera_adapter.json`` and ``adapter.safetensors`` for ``method`` as applied to ``model``."""
-    saved = SavedAdapter.from_model(model, method, base_model)
-    config = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **saved.to_dict()}
+    saved = SavedAdapter.from_model(model, method, base.name_or_path)
+    config = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **saved.to_dict(), **base.fields()}
     try:
         text = json.dumps(config, indent=2)
     except TypeError as error:

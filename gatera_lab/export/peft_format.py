@@ -1,14 +1,20 @@
 """The Hugging Face PEFT format, for the ungated built-in methods LoRA, DoRA and HiRA.
 
-A folder that ``peft.PeftModel.from_pretrained(base, folder)`` loads (checked against PEFT 0.21):
+A folder that ``peft.PeftModel.from_pretrained(base, folder)`` loads (checked against PEFT 0.21), with the
+base model's tokenizer files beside it (written by `gatera_lab.export.adapter_io.export_adapter`):
 
 ``adapter_config.json``
     A PEFT config: ``peft_type`` ``"LORA"`` (with ``use_dora`` for DoRA) or ``"HIRA"``, ``r``,
     ``lora_alpha`` / ``lora_dropout`` or ``hira_dropout``, ``target_modules``, ``task_type`` ``"CAUSAL_LM"``
-    and ``base_model_name_or_path``. Written here without importing peft.
+    and ``base_model_name_or_path`` (an embedded base is named by its Hugging Face id, e.g.
+    ``HuggingFaceTB/SmolLM2-135M-Instruct``). Written here without importing peft.
 ``adapter_model.safetensors``
     The adapter tensors under PEFT's names: ``base_model.model.<module>.`` followed by ``lora_A.weight``,
     ``lora_B.weight`` and, for DoRA, ``lora_magnitude_vector``; for HiRA ``hira_A`` and ``hira_B``.
+``gatera_lab_base.json`` (only for a base that is an embedded model)
+    ``base_model_name_or_path`` (the Hugging Face id, as in ``adapter_config.json``), ``gatera_lab_base_source``
+    (the embedded name gatera-lab loads) and ``gatera_lab_base_note`` (`gatera_lab.export.base_model_record`);
+    a file of its own because PEFT warns about fields it does not know in ``adapter_config.json``.
 
 The math agrees with PEFT's (``s = lora_alpha / r``; DoRA's detached column norm; HiRA without a scale),
 which tests/test_peft_parity.py checks. Gated methods and other classes have no PEFT equivalent.
@@ -28,11 +34,13 @@ from torch import Tensor, nn
 from gatera_lab.adapter_method import AdapterMethod, adapter_layers, adapter_state_dict
 from gatera_lab.errors import ConfigError
 from gatera_lab.export.adapter_tensors import load_adapter_tensors
+from gatera_lab.export.base_model_record import BaseModelRecord
 from gatera_lab.registry import build_method, get_entry
 from gatera_lab.target_matching import matches_target
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
+BASE_SOURCE_FILE = "gatera_lab_base.json"
 KEY_PREFIX = "base_model.model."
 
 # registry name -> our parameter name -> PEFT's tensor name (after "base_model.model.<module>.")
@@ -72,15 +80,17 @@ def peft_method_name(method: AdapterMethod) -> str | None:
     return name if get_entry(name).method_class is type(method) else None
 
 
-def write_peft_adapter(folder: Path, model: nn.Module, method: AdapterMethod, base_model: str) -> None:
-    """Write ``adapter_config.json`` and ``adapter_model.safetensors`` for ``method`` as applied to ``model``."""
+def write_peft_adapter(folder: Path, model: nn.Module, method: AdapterMethod, base: BaseModelRecord) -> None:
+    """Write ``adapter_config.json``, ``adapter_model.safetensors`` (and ``gatera_lab_base.json``) for ``method``."""
     name = peft_method_name(method)
     if name is None:
         raise ConfigError(
             f"method {method.name!r} ({method.class_path()}) has no Hugging Face PEFT equivalent"
         )
-    config = peft_config(name, method, peft_target_modules(model, method), base_model)
+    config = peft_config(name, method, peft_target_modules(model, method), base.name_or_path)
     (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    if base.source is not None:
+        (folder / BASE_SOURCE_FILE).write_text(json.dumps(base.fields(), indent=2) + "\n")
     tensors = {}
     for key, value in adapter_state_dict(model).items():
         module, _, parameter = key.rpartition(".")
