@@ -22,7 +22,7 @@ openbookqa
 A choice's score is ``s_k = sum_j log P(c_kj | prompt, lead_k, c_k<j)`` over the tokens ``c_k`` of its
 scored continuation (``lead_k`` is WinoGrande's option, which conditions but is not scored: lm-eval's
 partial scoring). ``acc`` predicts ``argmax_k s_k``; ``acc_norm`` predicts ``argmax_k s_k / chars_k``,
-the score per character of the scored continuation (lm-eval's length normalisation). The ``reported``
+the score per character of the scored continuation without its leading space (lm-eval's length normalisation). The ``reported``
 column is the metric each task's accuracy uses: ``acc`` where the continuations are single words (BoolQ)
 or the scored text is shared (WinoGrande), ``acc_norm`` where choices differ in length.
 

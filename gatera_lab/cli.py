@@ -11,7 +11,8 @@ subcommand (`print_help`). Extra subcommands:
 - ``gatera-lab export``: write a trained adapter in the Hugging Face PEFT format (or the project's gated format);
 - ``gatera-lab gates``: render a checkpoint's gate values for a prompt as a heatmap;
 - ``gatera-lab sweep`` / ``report``: the study harness (`gatera_lab.experiments`);
-- ``gatera-lab generate``: generate text from a trained adapter checkpoint or a base model.
+- ``gatera-lab generate``: generate text from a trained adapter checkpoint or a base model;
+- ``gatera-lab eval``: lm-evaluation-harness tasks on a trained adapter checkpoint or a base model.
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ EXTRA_COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "sweep": _lazy("gatera_lab.experiments.command"),
     "report": _lazy("gatera_lab.experiments.report_command"),
     "generate": _lazy("gatera_lab.generate_command"),
+    "eval": _lazy("gatera_lab.eval_command"),
 }
 
 SUBCOMMAND_HELP: dict[str, str] = {
@@ -122,6 +124,7 @@ SUBCOMMAND_HELP: dict[str, str] = {
     "sweep": "run the study harness: train and test the methods of a sweep file",
     "report": "rebuild the results page from a sweep's records",
     "generate": "generate text from a trained adapter checkpoint (or a base model)",
+    "eval": "run lm-evaluation-harness tasks on a trained adapter checkpoint (or a base model)",
 }
 HELP_FLAGS = ("-h", "--help")
 

@@ -2,7 +2,8 @@
 
 With ``gate_skip_threshold = tau`` every (layer, token) pair whose gate is below ``tau`` gets exactly the
 base layer's output (`gatera_lab/gate_skip.py`). This script evaluates the same rows once per threshold
-(label log-likelihood protocol, the first ``--limit`` rows of each test set) and prints, per threshold, the
+(log-likelihood protocol on the labels or, with ``--format choice_text``, the choices' texts; the first
+``--limit`` rows of each test set or a seeded ``--sample``) and prints, per threshold, the
 average accuracy, its change against no skipping, the fraction of (layer, token) pairs skipped, and the time.
 
     python scripts/gate_skip_accuracy.py --ckpt results/runs/<run>/test/adapter.ckpt --limit 50 \\
@@ -18,7 +19,8 @@ from pathlib import Path
 import torch
 
 from gatera_lab.datamodules.commonsense_eval_items import eval_items_from_examples
-from gatera_lab.datamodules.commonsense_tasks import TASK_NAMES, load_test_sets
+from gatera_lab.datamodules.commonsense_tasks import TASK_NAMES
+from gatera_lab.datamodules.test_rows import load_test_rows
 from gatera_lab.evaluation import evaluate_items
 from gatera_lab.evaluation.results_table import write_results_json
 from gatera_lab.gate_skip import evaluate_gate_skip
@@ -29,6 +31,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt", required=True, help="a gated method's checkpoint (gatera-lab format)")
     parser.add_argument("--limit", type=int, default=50, help="first N rows of each test set")
+    parser.add_argument("--sample", type=int, default=None, help="a seeded random sample of N rows per task")
+    parser.add_argument("--sample-seed", type=int, default=0, help="seed of --sample (same seed, same rows)")
+    parser.add_argument(
+        "--format",
+        choices=["llm_adapters", "choice_text"],
+        default="llm_adapters",
+        help="answer labels in the papers' instructions, or the choices' texts after a plain prompt",
+    )
     parser.add_argument(
         "--thresholds", default="0.1,0.25,0.5", help="comma-separated gate thresholds in [0, 1]"
     )
@@ -54,8 +64,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
         torch.set_num_threads(args.threads)
     model, tokenizer, metadata = load_gated_model(args.ckpt)
     tasks = list(TASK_NAMES)
-    examples = load_test_sets(tasks, "olmo", limit=args.limit)
-    items = eval_items_from_examples(examples, tokenizer, task_names=tasks)
+    examples, row_ids = load_test_rows(
+        tasks, "olmo", limit=args.limit, sample=args.sample, sample_seed=args.sample_seed
+    )
+    items = eval_items_from_examples(
+        examples, tokenizer, task_names=tasks, record_format=args.format, row_ids=row_ids
+    )
 
     def accuracy(evaluated_model: torch.nn.Module) -> dict[str, float]:
         accuracies, _, _ = evaluate_items(

@@ -51,7 +51,7 @@ def tokenize_choice_item(
         label_set=labels,
         gold=gold,
         task_index=task_index,
-        candidate_chars=tuple(len(text) for text in texts),
+        candidate_chars=tuple(len(text.lstrip()) for text in texts),  # as lm-eval: without the delimiter
         length_normalised=length_normalised,
         row_id=row_id,
     )
