@@ -39,7 +39,9 @@ class TokenGate(nn.Module):
     a scope); `forced_gate_value` makes it return a constant for a scope.
     """
 
-    def __init__(self, in_features: int, bias_init: float = 0.0, weight_init_std: float | None = None) -> None:
+    def __init__(
+        self, in_features: int, bias_init: float = 0.0, weight_init_std: float | None = None
+    ) -> None:
         """
         Args:
             in_features: size of the adapted module's input.

@@ -68,4 +68,6 @@ def test_comparison_of_records_with_rows_is_paired_row_by_row() -> None:
     assert comparison.paired is not None and comparison.paired.mcnemar[0][1] == 0  # B never loses a row
     assert comparison.paired.low > 0 and comparison.verdict == "reproduced"
     sentence = comparison.sentence()
-    assert "95% interval" in sentence and "minimum detectable difference" in sentence and "McNemar p" in sentence
+    assert (
+        "95% interval" in sentence and "minimum detectable difference" in sentence and "McNemar p" in sentence
+    )

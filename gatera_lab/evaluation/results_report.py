@@ -24,7 +24,9 @@ def report_test_results(results: dict[str, Any], directory: str | Path) -> tuple
     accuracies = {task: value for task, value in results["accuracy"].items() if task != "avg"}
     name = f"{results['method']} ({results['protocol']})"
     # the eight commonsense columns, or a user's own tasks under their own names
-    columns = COMMONSENSE_COLUMNS if set(accuracies) <= set(COMMONSENSE_COLUMNS) else {t: t for t in accuracies}
+    columns = (
+        COMMONSENSE_COLUMNS if set(accuracies) <= set(COMMONSENSE_COLUMNS) else {t: t for t in accuracies}
+    )
     print(f"\nTest accuracy (%), {results['model']}:\n")
     print(render_table({name: accuracies}, columns=columns))
     directory = Path(directory)
