@@ -217,10 +217,12 @@ class CommonsenseDataModule(TrainLoaderState, L.LightningDataModule):
         return int(run_seed) if run_seed is not None else self.seed
 
     def _eval_loader(self, items: list[EvalItem]) -> DataLoader:
+        """Evaluation batches of rows of similar length (each row's outcome keeps its row id)."""
+        by_length = sorted(items, key=lambda item: len(item.prompt_ids) + max(map(len, item.candidate_ids)))
         return DataLoader(
-            items,
+            by_length,
             batch_size=self.eval_batch_size,
-            sampler=DistributedEvalSampler(items),  # under DDP: each row on one process, none repeated
+            sampler=DistributedEvalSampler(by_length),  # under DDP: each row on one process, none repeated
             collate_fn=EvalCollator(padding_id(self.tokenizer)),
             num_workers=self.num_workers,
         )
