@@ -1,6 +1,6 @@
 """``gatera-lab report``: rebuild the results page (Markdown) of a sweep from its records; pictures beside it.
 
-    gatera-lab report --records results/records --out docs/results.md [--sweep configs/sweeps/reproduction.yaml]
+    gatera-lab report --records results/study/records --out docs/results.md [--sweep configs/sweeps/study.yaml]
 
 Sections: what was and was not reproduced (`report_claims`), the test table (zero-shot row, each method's
 ``mean ± std`` over seeds), the published rows, the learning-rate choice of each family, the entropy-weight
@@ -126,7 +126,7 @@ def run_report(args: argparse.Namespace, argv: list[str]) -> Path:
 def main(argv: list[str]) -> int:
     """Entry point of ``gatera-lab report``; returns the exit status (2 on a bad option or record)."""
     parser = argparse.ArgumentParser(prog="gatera-lab report", description=__doc__.splitlines()[0])
-    parser.add_argument("--records", default="results/records", help="the records folder")
+    parser.add_argument("--records", default="results/study/records", help="the records folder")
     parser.add_argument("--out", default="docs/results.md", help="the Markdown page to write")
     parser.add_argument("--sweep", default=None, help="the sweep file (default: the records' own)")
     try:
