@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import subprocess
@@ -34,6 +33,7 @@ from gatera_lab.evaluation import TaskAccuracy
 from gatera_lab.evaluation.distributed_eval_sampler import DistributedEvalSampler
 from gatera_lab.module import GateraModule
 from tests.conftest import make_tiny_llama, randomize_adapters
+from tests.gloo_group import init_gloo_group
 
 WORLD_SIZE = 2
 SPAWN_TIMEOUT_SECONDS = 300
@@ -108,14 +108,7 @@ class TrainingObjective(torch.nn.Module):
 
 def two_process_worker(rank: int, out_dir: str) -> None:
     """One of two gloo processes: DDP gradients of each method on its shard, and summed metric counts."""
-    torch.set_num_threads(1)
-    dist.init_process_group(
-        "gloo",
-        init_method=f"file://{out_dir}/store",
-        rank=rank,
-        world_size=WORLD_SIZE,
-        timeout=datetime.timedelta(seconds=120),
-    )
+    init_gloo_group(rank, out_dir, WORLD_SIZE)
     try:
         for method in METHODS:
             module = make_module(method)

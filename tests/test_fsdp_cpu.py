@@ -13,7 +13,6 @@ accelerator device, but no accelerator device is detected." on a machine without
 
 from __future__ import annotations
 
-import datetime
 import os
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ from gatera_lab.adapter_method import adapter_layers
 from gatera_lab.module import GateraModule
 from gatera_lab.optimization import build_optimizer
 from tests.conftest import make_tiny_llama, randomize_adapters
+from tests.gloo_group import init_gloo_group
 
 WORLD_SIZE = 2
 STEPS = 2
@@ -92,14 +92,7 @@ def fsdp_worker(rank: int, out_dir: str) -> None:
     """One of two gloo processes: shard each case with fully_shard, train on this rank's halves, save."""
     from torch.distributed.fsdp import fully_shard
 
-    torch.set_num_threads(1)
-    dist.init_process_group(
-        "gloo",
-        init_method=f"file://{out_dir}/store",
-        rank=rank,
-        world_size=WORLD_SIZE,
-        timeout=datetime.timedelta(seconds=120),
-    )
+    init_gloo_group(rank, out_dir, WORLD_SIZE)
     try:
         for case in CASES:
             module = make_module(case)

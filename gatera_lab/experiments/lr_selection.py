@@ -1,7 +1,7 @@
 """The learning rate of a method family, chosen from its grid by validation accuracy (never by a test set).
 
 Every method of the family is trained once per learning rate of the grid (the search seed); the score of a
-rate is the mean, over the family's methods, of the validation accuracy (label log-likelihood on the
+rate is the mean, over the family's methods, of the validation accuracy (the run's likelihood protocol on the
 held-out rows of the training mixture) at the end of training:
 
     score(lr) = mean_m val_acc(m, lr),    chosen = argmax_lr score(lr)

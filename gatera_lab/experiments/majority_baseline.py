@@ -1,6 +1,7 @@
 """The majority-label baseline of a test subset: always answering each task's most common gold label.
 
-For task ``t`` with gold labels ``y_1..y_n`` (the first ``test_limit`` rows of its test set),
+For task ``t`` with gold labels ``y_1..y_n`` (the rows a run tests: the seeded ``test_sample``, the first
+``test_limit`` rows, or all of its test set),
 
     majority(t) = max_k #{i : y_i = k} / n,
 
@@ -23,14 +24,16 @@ def majority_label_accuracy(config: dict[str, Any]) -> dict[str, float]:
 
     Raises the data source's `GateraError` (or `OSError`) when the test sets cannot be read.
     """
-    from gatera_lab.datamodules.commonsense_tasks import load_test_sets
+    from gatera_lab.datamodules.test_rows import load_test_rows
 
-    examples = load_test_sets(
+    examples, _ = load_test_rows(
         list(COMMONSENSE_COLUMNS),
         get_path(config, "data.init_args.source") or "olmo",
         get_path(config, "data.init_args.cache_dir"),
         get_path(config, "data.init_args.data_dir"),
         get_path(config, "data.init_args.test_limit"),
+        get_path(config, "data.init_args.test_sample"),
+        get_path(config, "data.init_args.test_sample_seed") or 0,
     )
     counts = {task: Counter() for task in COMMONSENSE_COLUMNS}  # task -> gold label index -> rows
     for example in examples:

@@ -30,7 +30,14 @@ from gatera_lab.experiments.plan import build_plan, run_status
 from gatera_lab.experiments.records import load_records
 from gatera_lab.experiments.report_claims import claims as claim_lines
 from gatera_lab.experiments.report_data import ReportData, report_data
-from gatera_lab.experiments.report_facts import budget, commands, machine_and_time, missing
+from gatera_lab.experiments.report_facts import (
+    budget,
+    commands,
+    machine_and_time,
+    missing,
+    protocol,
+    test_subset,
+)
 from gatera_lab.experiments.report_pictures import pictures
 from gatera_lab.experiments.report_tables import (
     accuracy_table,
@@ -39,14 +46,18 @@ from gatera_lab.experiments.report_tables import (
     learning_rate_tables,
     published_table,
 )
-from gatera_lab.experiments.run_config import get_path
 from gatera_lab.experiments.sweep_file import load_sweep
 
-DEFAULT_SWEEP = "configs/sweeps/reproduction.yaml"
+DEFAULT_SWEEP = "configs/sweeps/study.yaml"
 VERDICT_RULE = (
-    "Verdict rule: a difference is *reproduced* when it has the paper's sign and exceeds twice its combined "
-    "standard error (seed spread and test-subset sampling), *contradicted* when it has the opposite sign "
-    "beyond that, and *not resolved at this scale* otherwise.\n"
+    "Verdict rule: where the records keep their test rows, a difference is paired row by row: its 95% "
+    "interval comes from a bootstrap over seeds and rows (within tasks), the minimum detectable difference "
+    "is 2.80 bootstrap standard errors (5% level, 80% power), and the verdict is *reproduced* when the "
+    "interval lies on the claimed side of 0, *contradicted* when it lies on the other side, *smaller than "
+    "the paper's effect* when it contains 0 but its upper end lies below the published difference, and *not "
+    "resolved* otherwise (`gatera_lab/experiments/paired_statistics.py`). Records without rows: *reproduced* "
+    "beyond twice the combined standard error (seed spread and test-subset sampling), *contradicted* beyond "
+    "it with the other sign, *not resolved at this scale* otherwise.\n"
 )
 
 
@@ -54,7 +65,6 @@ def build_report(data: ReportData, report_command: str) -> tuple[str, dict[str, 
     """The page's Markdown and its pictures by file name (``<data.prefix>*.png``)."""
     spec, plan, records, claims = data.spec, data.plan, data.records, data.claims_spec
     done = sum(run_status(run, records.get(run.name)) == "done" for run in plan.runs)
-    limit = get_path(data.config, "data.init_args.test_limit")
     picture_text, figures = pictures(data)
     sections = [
         f"# Results: sweep `{spec.name}`\n",
@@ -65,11 +75,11 @@ def build_report(data: ReportData, report_command: str) -> tuple[str, dict[str, 
         "\n".join(f"- {line}" for line in claim_lines(data)) + "\n",
         VERDICT_RULE,
         "## Test accuracy (%)\n",
-        f"Mean ± sample std over seeds. Test subset: the first {limit} rows of each test set, label "
-        "log-likelihood protocol (not the papers' generation protocol). The zero-shot row is the "
-        f"`{spec.zero_shot}` config tested untrained (its adapter starts as the identity: the base model). "
-        "The majority-label row answers every row of a task with that task's most common gold label in the "
-        "subset: a model that learned only the label format and one preferred label scores about this.\n",
+        f"Mean ± sample std over seeds. Test rows: {test_subset(data.config)}; {protocol(data.config)}. "
+        f"The zero-shot row is the `{spec.zero_shot}` config tested untrained (its adapter starts as the "
+        "identity: the base model). The majority-label row answers every row of a task with that task's most "
+        "common gold answer in the same rows: a model that learned only one preferred answer per task scores "
+        "about this.\n",
         accuracy_table(data),
         f"## Published reference ({claims.published.source})\n",
         published_table(data),

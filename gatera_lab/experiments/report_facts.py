@@ -9,6 +9,29 @@ from gatera_lab.experiments.report_data import ReportData, plan_config, recorded
 from gatera_lab.experiments.run_config import get_path
 
 
+def test_subset(config: dict) -> str:
+    """Which test rows the runs score, in words."""
+    sample, limit = (
+        get_path(config, "data.init_args.test_sample"),
+        get_path(config, "data.init_args.test_limit"),
+    )
+    if sample:
+        seed = get_path(config, "data.init_args.test_sample_seed") or 0
+        return f"the same seeded random sample of {sample} rows of each test set (seed {seed}) for every run"
+    return f"the first {limit} rows of each test set" if limit else "every row of each test set"
+
+
+def protocol(config: dict) -> str:
+    """How a test row is answered, in words."""
+    if get_path(config, "data.init_args.format") == "choice_text":
+        return (
+            "choice-text protocol: each choice's text scored as a continuation of a plain prompt built from the "
+            "row's fields; acc_norm (score per character) on PIQA, SIQA, HellaSwag, ARC-e, ARC-c and OBQA, acc "
+            "on BoolQ and WinoGrande"
+        )
+    return f"{get_path(config, 'model.eval_protocol')} protocol on the candidate labels (not the papers' generation)"
+
+
 def budget(data: ReportData) -> str:
     c = data.config
     method = get_path(c, "model.method.init_args") or {}
@@ -18,21 +41,28 @@ def budget(data: ReportData) -> str:
     accumulate = get_path(c, "trainer.accumulate_grad_batches") or 1
     rows = f"{len(tasks) * cap - val}" if isinstance(cap, int) else "all"
     seen = steps * batch * accumulate if isinstance(steps, int) and isinstance(batch, int) else "?"
-    limit = get_path(c, "data.init_args.test_limit")
     facts = [
         f"base model `{get_path(c, 'model.model')}` ({get_path(c, 'model.dtype')}), rank {method.get('r')} "
         f"(alpha {method.get('alpha')}) on {', '.join(method.get('target_modules') or [])}",
         f"training data: {cap} rows from each of the {len(tasks)} train sets (data seed "
         f"{get_path(c, 'data.init_args.seed')}), {val} of the pooled rows held out for validation, "
-        f"{rows} training rows; the same rows, in the same order (the data seed also draws the "
-        "shuffling), for every method and seed, so a run's seed (`seed_everything`) changes only the "
-        "adapter's random initialisation (and dropout, where a config has it)",
-        f"{steps} optimizer steps of {batch} sequences of at most {get_path(c, 'data.init_args.max_length')} "
-        f"tokens (gradient accumulation {accumulate}; {seen} sequences seen), warm-up "
+        f"{rows} training rows, the same rows for every method and seed; "
+        + (
+            "a run's seed (`seed_everything`) draws the adapter's initialisation and the training order, and "
+            "every method at one seed sees the same batches"
+            if get_path(c, "data.init_args.order_seed") is None
+            else f"the training order is drawn from order seed {get_path(c, 'data.init_args.order_seed')}"
+        ),
+        f"{steps} optimizer steps of {batch} sequences of "
+        + (
+            f"at most {get_path(c, 'data.init_args.max_length')} tokens"
+            if get_path(c, "data.init_args.max_length")
+            else "any length (max_length from the data: no row is cut)"
+        )
+        + f" (gradient accumulation {accumulate}; {seen} sequences seen), warm-up "
         f"{get_path(c, 'model.warmup_steps')} steps, {get_path(c, 'model.lr_schedule')} decay, loss on "
         f"{get_path(c, 'model.loss_on')} tokens",
-        f"test: the first {limit if limit is not None else 'all'} rows of each test set "
-        f"({get_path(c, 'model.eval_protocol')} protocol: argmax of the candidate labels' log-likelihood)",
+        f"test: {test_subset(c)} ({protocol(c)})",
         "learning-rate grids: "
         + "; ".join(
             f"{f.name} {', '.join(f'{r:g}' for r in f.learning_rates)}" for f in data.spec.family_list
