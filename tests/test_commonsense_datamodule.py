@@ -40,7 +40,11 @@ def test_loaders_of_every_stage(tokenizer_dir: str) -> None:
     data.setup("test")
     assert data.task_names == ("boolq", "arc_challenge", "openbookqa")
     indices = [index for batch in data.test_dataloader() for index in batch["task_index"].tolist()]
-    assert indices == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert sorted(indices) == [0, 0, 0, 1, 1, 1, 2, 2, 2]  # every row once, batched by length
+    lengths = [
+        len(item.prompt_ids) + max(map(len, item.candidate_ids)) for item in data.test_dataloader().dataset
+    ]
+    assert lengths == sorted(lengths)
 
 
 def test_bad_options_are_named() -> None:
