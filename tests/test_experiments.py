@@ -89,6 +89,8 @@ def test_reproduction_overlay_gives_every_method_the_same_budget(resolver):
         ({"launcher": "slurm"}, 'Parser key "launcher": Expected a typing.Literal'),
         ({"seconds_per_step": -1}, 'Parser key "seconds_per_step"'),
         ({"entropy_sweep": {"method": "lora_gate", "values": [0.0], "seeds": [1]}}, "belongs to no family"),
+        ({"gate_skip": {"thresholds": [0.1, 1.5]}}, "option 'gate_skip.thresholds' must lie in (0, 1]"),
+        ({"gate_skip": {"thresholds": [0.1], "rows_per_task": 0}}, 'Parser key "rows_per_task"'),
     ],
 )
 def test_bad_sweep_files_are_errors_naming_file_and_option(tmp_path, change, message):
@@ -256,6 +258,7 @@ def tiny_sweep(tmp_path: Path, model_dir: Path) -> Path:
             "families": {"hira": {"methods": ["hira", "hira_gate"], "learning_rates": [1e-3]}},
             "search_seed": 42,
             "seeds": [42],
+            "gate_skip": {"thresholds": [0.5, 1.0], "rows_per_task": 2, "seeds": [42]},
         },
     )
 
@@ -332,6 +335,13 @@ def test_two_run_sweep_records_skips_and_reports(olmo_wheel, tiny_model_dir, tmp
     assert 0 <= statistics["mean"] <= 1 and 0 <= statistics["near_binary"] <= 1
     assert 0 <= statistics["prompt_mean"] <= 1 and 0 <= statistics["response_mean"] <= 1
     assert gated["gates"]["probe"]["n_prompt"] > 0 and len(gated["gates"]["probe"]["layer_gates"]) == 2
+    assert len(gated["gates"]["per_row"]["near_binary"]) == gated["gates"]["rows"] > 0
+    assert len(gated["gates"]["prompts"]["prefill_mean"]) == min(16, gated["gates"]["rows"])
+    skip = gated["gate_skip"]  # the gated final of seed 42: no skipping, then each threshold
+    assert skip["settings"]["thresholds"] == [0.5, 1.0] and skip["rows"] == 2 * len(TASKS)
+    assert [result["threshold"] for result in skip["results"]] == [None, 0.5, 1.0]
+    assert skip["results"][0]["skipped_fraction"] == 0 and skip["results"][2]["skipped_fraction"] == 1
+    assert "gate_skip" not in records[first["name"]]  # ungated: nothing to skip
     zero = next(record for record in records.values() if record["kind"] == "zero_shot")
     assert zero["fit"] is None and zero["commands"]["test"].startswith(
         "gatera-lab test --config configs/lora.yaml"
@@ -370,6 +380,12 @@ def fake_gates(prompt: float, response: float, near_binary: float) -> dict:
             "all": {"mean": (prompt + response) / 2, "near_binary": near_binary, "entropy": 0.3}
             | {"prompt_mean": prompt, "response_mean": response}
         },
+        "per_row": {  # four held-out rows, a little apart
+            "near_binary": [near_binary + 0.01 * row for row in range(4)],
+            "prompt_mean": [prompt + 0.01 * row for row in range(4)],
+            "response_mean": [response - 0.01 * row for row in range(4)],
+        },
+        "prompts": {"prefill_mean": [prompt, prompt + 0.02], "decode_mean": [response, response - 0.02]},
         "histogram": {"bins": 4, "prompt": [5, 1, 1, 1], "response": [1, 1, 1, 5]},
         "probe": {
             "prefill_mean": prompt,
@@ -423,6 +439,29 @@ def test_report_of_a_complete_sweep_states_the_claims_from_the_numbers(resolver,
                 bonus = (0.02 if run.seed == 42 else 0.04) if gated else 0.0
                 bonus -= 0.01 if run.entropy_weight == 0.0 else 0.0
                 record["test"] = fake_test(run, 0.3 if run.kind == "zero_shot" else 0.5 + bonus)
+    (skip_run,) = [
+        run for run in plan.runs if "final" in run.phases and (run.method, run.seed) == ("hira_gate", 42)
+    ]
+    records[skip_run.name]["gate_skip"] = {
+        "settings": {"thresholds": [0.5], "rows_per_task": 10, "sample_seed": 0, "seeds": [42]},
+        "rows": 80,
+        "results": [
+            {
+                "threshold": None,
+                "accuracy": {"avg": 0.5},
+                "change_points": 0.0,
+                "skipped_fraction": 0.0,
+                "seconds": 20,
+            },
+            {
+                "threshold": 0.5,
+                "accuracy": {"avg": 0.4875},
+                "change_points": -1.25,
+                "skipped_fraction": 0.4,
+                "seconds": 15,
+            },
+        ],
+    }
     for record in records.values():
         write_record(tmp_path / "records", record)
     out = tmp_path / "docs" / "results.md"
@@ -442,8 +481,19 @@ def test_report_of_a_complete_sweep_states_the_claims_from_the_numbers(resolver,
     assert "hira_gate at lambda 0.1 minus lambda 0 (no entropy term) = +1.00 points over 1 seed(s)" in page
     assert "lambda 0: 0.100; lambda 0.01: 0.110; lambda 0.1: 0.200" in page
     assert (
-        "Gates higher on response tokens than on prompt tokens (held-out rows): holds in 6 of 6 runs" in page
+        "Gates higher on response tokens than on prompt tokens (held-out rows): holds in 6 of 6 runs; mean "
+        "difference +0.4700 (gate values, 0 to 1), 95% interval [+0.4500, +0.4900] over 6 run(s) x 4 paired rows"
+        in page
     )
+    assert "x 2 paired rows (minimum detectable difference" in page  # prefill / decode: two probe prompts
+    assert (
+        "Near-binary share of gates (< 0.1 or > 0.9), lambda 0.1 minus lambda 0, per held-out row: holds in 1 "
+        "of 1 runs; mean difference +0.1000" in page
+    )
+    assert page.count("→ **reproduced**") >= 3
+    assert "seeded sample of 10 test rows per task (sample seed 0)" in page
+    assert "| hira_gate | 42 | off | 50.00 | +0.00 | 0.0% | 20 |" in page
+    assert "| hira_gate | 42 | 0.5 | 48.75 | -1.25 | 40.0% | 15 |" in page
     assert "| zero-shot (base model) | 30.0 |" in page and "| hira_gate | 53.0 ± 1.4 |" in page
     assert "hira minus zero-shot = +20.00 ± 0.00 points over 2 seed(s)" in page
     assert "hira_gate minus zero-shot = +23.00 ± 1.41 points" in page

@@ -7,7 +7,9 @@ does nothing for an ungated method):
 - `GateStatisticsMonitor`: mean, std, near-binary shares per layer and module type, histograms, dead adapters;
 - `PrefillDecodeMonitor`: prompt vs response gates in training, prefill vs decode gates of a probe generation,
   with the heatmap picture;
-- `GradientMaskingMonitor`: adapter gradient norms and the share contributed by low-gate tokens.
+- `GradientMaskingMonitor`: adapter gradient norms and the share contributed by low-gate tokens;
+- `FinalGateProbe`: at the end of training, gate statistics on held-out rows (pooled and per row) and the
+  prefill / decode means of greedy continuations, written to ``final_gates.json``.
 
 In a config (the defaults shown; measured overhead in ``benchmarks/diagnostics_overhead.py``)::
 
@@ -25,6 +27,7 @@ In a config (the defaults shown; measured overhead in ``benchmarks/diagnostics_o
 
 from gatera_lab.adapter_linear import gated_layers
 from gatera_lab.diagnostics.entropy_monitor import GateEntropyMonitor
+from gatera_lab.diagnostics.final_gate_probe import FinalGateProbe
 from gatera_lab.diagnostics.gate_capture import GateCapture
 from gatera_lab.diagnostics.gate_statistics import GateSummary, grouped_summaries, summarize
 from gatera_lab.diagnostics.generation_trace import GateTrace, trace_generation
@@ -35,6 +38,7 @@ from gatera_lab.diagnostics.prefill_decode_monitor import PrefillDecodeMonitor
 from gatera_lab.diagnostics.statistics_monitor import GateStatisticsMonitor
 
 __all__ = [
+    "FinalGateProbe",
     "GateCapture",
     "GateEntropyMonitor",
     "GateStatisticsMonitor",

@@ -62,7 +62,7 @@ class GateTrace:
 def trace_generation(
     model: nn.Module,
     tokenizer,
-    prompt: str,
+    prompt: str | Tensor,
     max_new_tokens: int = 16,
     stop_at_eos: bool = True,
 ) -> GateTrace:
@@ -71,7 +71,7 @@ def trace_generation(
     Args:
         model: a Hugging Face causal LM with a gated adapter applied.
         tokenizer: its tokenizer (special tokens are added as the tokenizer does by default).
-        prompt: the text to continue.
+        prompt: the text to continue, or its token ids (P,) as the tokenizer made them.
         max_new_tokens: the most tokens to generate.
         stop_at_eos: stop after the tokenizer's end-of-sequence token.
     """
@@ -81,7 +81,10 @@ def trace_generation(
     if not capture.layers:
         raise ConfigError("the model has no gated adapter modules: there are no gates to trace")
     device = next(model.parameters()).device
-    prompt_ids = tokenizer(prompt, return_tensors="pt")["input_ids"].to(device)  # (1, P)
+    if isinstance(prompt, Tensor):
+        prompt_ids = prompt.reshape(1, -1).to(device)  # (1, P)
+    else:
+        prompt_ids = tokenizer(prompt, return_tensors="pt")["input_ids"].to(device)  # (1, P)
     if prompt_ids.shape[1] == 0:
         raise ConfigError(f"the prompt {prompt!r} has no tokens")
     modes = {module: module.training for module in model.modules()}

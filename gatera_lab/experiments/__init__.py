@@ -7,14 +7,12 @@ continues across sessions; ``gatera-lab report`` (`report_command`) rebuilds ``d
 Nothing imports this package: the CLI reaches its commands by module path.
 """
 
-from gatera_lab.experiments.final_gates import FinalGateProbe
 from gatera_lab.experiments.lr_selection import LearningRateChoice, choose_learning_rate
 from gatera_lab.experiments.plan import Plan, PlannedRun, build_plan, run_status
 from gatera_lab.experiments.records import load_records, read_record, write_record
 from gatera_lab.experiments.sweep_file import SweepSpec, load_sweep
 
 __all__ = [
-    "FinalGateProbe",
     "LearningRateChoice",
     "Plan",
     "PlannedRun",

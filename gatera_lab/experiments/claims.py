@@ -11,17 +11,20 @@ sign and |d| > 2u, and *not resolved at this scale* otherwise. When every run's 
 (the same seeded sample), the comparison is paired row by row instead: a bootstrap over seeds and rows
 gives the 95% interval and the minimum detectable difference, McNemar's test each seed's p-value, and the
 verdict is `gatera_lab.experiments.paired_statistics.verdict` (which can also say "smaller than the
-paper's effect"). A gate claim states its numbers and in how many runs the claimed ordering holds.
+paper's effect"). A gate claim pairs two gate statistics row by row within each run (the held-out rows'
+prompt and response means; each probe prompt's prefill and decode means; one row's near-binary share at two
+entropy weights, same seed): the same bootstrap over runs and rows, in gate units, gives its interval.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
 from gatera_lab.experiments.paired_statistics import PairedDifference, paired_difference, verdict
-from gatera_lab.experiments.seed_results import TestedRun, gate_value, mean_std, row_correct
+from gatera_lab.experiments.seed_results import TestedRun, mean_std, row_correct
 
 
 @dataclass(frozen=True)
@@ -149,37 +152,66 @@ def _paired(
     )
 
 
+def row_values(record: dict[str, Any], key: str) -> list[float] | None:
+    """A record's per-row gate statistic ``<section>.<name>`` (``per_row.response_mean``, ``prompts.decode_mean``
+    of `FinalGateProbe`); None when the record has none."""
+    section, _, name = key.partition(".")
+    values = ((record.get("gates") or {}).get(section) or {}).get(name)
+    return None if values is None else [math.nan if value is None else float(value) for value in values]
+
+
+def paired_rows(pairs: list[tuple[list[float], list[float]]]) -> PairedDifference | None:
+    """``first - second`` row by row, one ``(first, second)`` pair per run, on the rows finite in every pair
+    (the bootstrap resamples runs and rows; values keep their unit)."""
+    lengths = {len(values) for pair in pairs for values in pair}
+    if not pairs or len(lengths) != 1:
+        return None
+    keep = [
+        row
+        for row in range(lengths.pop())
+        if all(math.isfinite(first[row]) and math.isfinite(second[row]) for first, second in pairs)
+    ]
+    if not keep:
+        return None
+    first = [[values[row] for row in keep] for values, _ in pairs]
+    second = [[values[row] for row in keep] for _, values in pairs]
+    return paired_difference(first, second, ["all"] * len(keep), scale=1.0)
+
+
 @dataclass(frozen=True)
 class GateClaim:
-    """A claimed ordering of gate values (``larger > smaller``), measured in several runs."""
+    """A claimed ordering of gate values (``larger > smaller``), paired row by row within each run."""
 
     label: str
-    differences: dict[str, float]  # run label -> larger - smaller (NaN entries are left out)
+    pairs: dict[str, tuple[list[float], list[float]]]  # run label -> (larger, smaller) per row
+    left_out: tuple[str, ...] = ()  # runs without per-row gate statistics
 
     def sentence(self) -> str:
-        differences = {name: value for name, value in self.differences.items() if not math.isnan(value)}
-        if not differences:
-            return f"{self.label}: no gated run with gate statistics is recorded yet."
-        holds = sum(value > 0 for value in differences.values())
-        mean, spread = mean_std(list(differences.values()))
-        values = ", ".join(f"{name}: {value:+.4f}" for name, value in differences.items())
-        if math.isnan(spread):
-            interval, verdict_text = " (one run: no interval)", "not resolved"
-        else:
-            half = T_975[min(len(differences) - 1, len(T_975)) - 1] * spread / math.sqrt(len(differences))
-            low, high = mean - half, mean + half
-            interval = f", 95% interval over runs [{low:+.4f}, {high:+.4f}]"
-            verdict_text = "reproduced" if low > 0 else "contradicted" if high < 0 else "not resolved"
+        paired = paired_rows(list(self.pairs.values()))
+        left_out = (
+            f" ({len(self.left_out)} run(s) without per-row statistics left out)" if self.left_out else ""
+        )
+        if paired is None:
+            return f"{self.label}: no gated run with per-row gate statistics is recorded yet{left_out}."
+        holds = sum(
+            statistics.fmean(a - b for a, b in zip(*pair, strict=True) if math.isfinite(a - b)) > 0
+            for pair in self.pairs.values()
+        )
         return (
-            f"{self.label}: holds in {holds} of {len(differences)} runs "
-            f"(mean difference {mean:+.4f}{interval}; {values}) → **{verdict_text}**."
+            f"{self.label}: holds in {holds} of {len(self.pairs)} runs; mean difference "
+            f"{paired.difference:+.4f} (gate values, 0 to 1), 95% interval [{paired.low:+.4f}, {paired.high:+.4f}] "
+            f"over {paired.seeds} run(s) x {paired.rows} paired rows (minimum detectable difference "
+            f"{paired.minimum_detectable:.4f}){left_out} → **{verdict(paired, None)}**."
         )
 
 
-T_975 = (12.71, 4.30, 3.18, 2.78, 2.57, 2.45, 2.36, 2.31, 2.26, 2.23, 2.20, 2.18, 2.16, 2.14, 2.13, 2.12)
-"""Student's t quantile 0.975 for 1..16 degrees of freedom (the last serves for more)."""
-
-
-def gate_difference(record: dict[str, Any], larger: str, smaller: str) -> float:
-    """``larger - smaller`` of a record's final gate statistics (`gate_value` keys; NaN if either is absent)."""
-    return gate_value(record, larger) - gate_value(record, smaller)
+def gate_claim(label: str, records: dict[str, dict[str, Any]], larger: str, smaller: str) -> GateClaim:
+    """`GateClaim` of ``larger`` over ``smaller`` (`row_values` keys) in each of ``records`` (label -> record)."""
+    pairs, left_out = {}, []
+    for name, record in records.items():
+        values = (row_values(record, larger), row_values(record, smaller))
+        if values[0] is None or values[1] is None:
+            left_out.append(name)
+        else:
+            pairs[name] = values
+    return GateClaim(label, pairs, tuple(left_out))

@@ -6,7 +6,7 @@ jsonargparse. The claims are data; `report_claims` evaluates them on the records
   claimed positive, no published number);
 - `EntropyClaim`: the entropy sweep's runs at each positive lambda minus lambda 0 (``label`` may use
   ``{method}`` and ``{value}``);
-- `GateClaimSpec`: gate statistic ``larger`` above ``smaller`` (`seed_results.gate_value` keys);
+- `GateClaimSpec`: per-row gate statistic ``larger`` above ``smaller`` (`claims.row_values` keys);
 - `PublishedRows`: reference accuracies (%) by row name and task key, and their source.
 """
 

@@ -8,7 +8,7 @@ learning-rate choice) and runs nothing. Otherwise the plan is rebuilt after ever
 names its family's final runs) and the first open run is done, until nothing is left, ``--max-runs`` runs
 were done, or the next run's estimate would overrun ``--budget-minutes``. The estimate of a run is
 
-    seconds = seconds_per_step * trainer.max_steps (if it still needs its fit) + seconds_per_test (its test)
+    seconds = seconds_per_step * max_steps (its fit) + seconds_per_test (its test) + seconds_per_gate_skip
 
 ``--only`` keeps the runs whose name, method, family or phase is NAME (and a kept final run's search). A
 failed run is reported and skipped; the exit status is then 1. Several workers may share a sweep: each
@@ -33,6 +33,7 @@ from gatera_lab.experiments.run_process import RunContext, RunFailed, execute_ru
 from gatera_lab.experiments.sweep_file import SweepSpec, load_sweep
 
 POLL_SECONDS = 30.0
+GATE_PROBE_SECONDS = 180.0  # a gate probe from a checkpoint (`checkpoint_stages.gates_stage`)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,10 +62,10 @@ def estimate_seconds(run: PlannedRun, status: str, spec: SweepSpec) -> float:
     if status == "done":
         return 0.0
     steps = get_path(run.resolved, "trainer.max_steps", 0)
-    fit = run.kind == "train" and status == "pending"
-    return (spec.seconds_per_step * max(steps, 0) if fit else 0.0) + (
-        spec.seconds_per_test if run.needs_test else 0.0
-    )
+    fit = spec.seconds_per_step * max(steps, 0) if run.kind == "train" and status == "pending" else 0.0
+    test = spec.seconds_per_test if status in ("pending", "needs_test") and run.needs_test else 0.0
+    gates = GATE_PROBE_SECONDS if status == "needs_gates" else 0.0
+    return fit + test + gates + (spec.seconds_per_gate_skip if run.gate_skip else 0.0)
 
 
 def selection(plan: Plan, only: list[str]) -> set[str]:

@@ -67,6 +67,7 @@ def paired_difference(
     tasks: Sequence[str],
     replicates: int = 4000,
     seed: int = 0,
+    scale: float = 100.0,
 ) -> PairedDifference:
     """``d`` of ``first`` (A) minus ``second`` (B), each one 0/1 list per seed over the same rows.
 
@@ -76,6 +77,7 @@ def paired_difference(
         tasks: the task of each row (the bootstrap resamples rows within tasks).
         replicates: bootstrap replicates.
         seed: the bootstrap's random seed (the interval is reproducible).
+        scale: the unit of ``d``: 100 gives points for 0/1 outcomes; 1 keeps the values' own unit (gates).
     """
     if len(first) != len(second) or not first:
         raise ValueError(f"need the same positive number of seeds, got {len(first)} and {len(second)}")
@@ -101,10 +103,10 @@ def paired_difference(
         1, seed_draws, torch.ones(seed_draws.shape, dtype=torch.float64)
     )  # (R, S)
     per_seed = row_counts @ deltas.T  # (R, S): each seed's sum over the drawn rows
-    draws = (100 * (per_seed * seed_counts).sum(1) / (seeds * rows)).sort().values  # (R,)
+    draws = (scale * (per_seed * seed_counts).sum(1) / (seeds * rows)).sort().values  # (R,)
     spread = float(draws.std())
     return PairedDifference(
-        difference=float(100 * deltas.sum() / (seeds * rows)),
+        difference=float(scale * deltas.sum() / (seeds * rows)),
         low=float(draws[int(0.025 * replicates)]),
         high=float(draws[min(replicates - 1, int(0.975 * replicates))]),
         standard_error=spread,

@@ -14,6 +14,8 @@ Runs are listed family by family (search, then finals) so a family's finals come
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +53,7 @@ class PlannedRun:
     args: tuple[str, ...]
     resolved: dict[str, Any]
     learning_rate_choice: dict[str, Any] | None = None
+    gate_skip: dict[str, Any] | None = None  # the sweep's gate-skip settings, for the gated finals it names
 
     @property
     def test_settings(self) -> dict[str, Any]:
@@ -97,11 +100,21 @@ def test_matches(record: dict[str, Any] | None, settings: dict[str, Any]) -> boo
 
 
 def run_status(run: PlannedRun, record: dict[str, Any] | None) -> str:
-    """``done``, ``needs_test`` (trained, test missing or made with other settings) or ``pending``."""
+    """What ``run`` needs next given its ``record``.
+
+    ``pending`` (nothing recorded), ``needs_test`` (trained; test missing or made with other settings),
+    ``needs_gates`` (a gated final or entropy run whose gate statistics predate the per-row ones),
+    ``needs_gate_skip`` (``run.gate_skip`` asks for a measurement the record lacks), else ``done``.
+    """
     if record is None:
         return "pending"
     if run.needs_test and not test_matches(record, run.test_settings):
         return "needs_test" if run.kind == "train" else "pending"
+    gates = record.get("gates")
+    if {"final", "entropy"} & set(run.phases) and isinstance(gates, dict) and not gates.get("per_row"):
+        return "needs_gates"
+    if run.gate_skip and (record.get("gate_skip") or {}).get("settings") != run.gate_skip:
+        return "needs_gate_skip"
     return "done"
 
 
@@ -193,7 +206,10 @@ class _PlanBuilder:
         for method in family.methods:
             for seed in spec.seeds:
                 overrides = {SEED_KEY: seed, LR_KEY: choice.learning_rate}
-                self.add(method, "final", overrides, needs_test=True, choice=choice)
+                run = self.add(method, "final", overrides, needs_test=True, choice=choice)
+                skip = spec.gate_skip
+                if skip is not None and run.entropy_weight is not None and seed in skip.seeds:
+                    run.gate_skip = json.loads(json.dumps(dataclasses.asdict(skip)))  # as a record keeps it
 
     def entropy(self) -> None:
         sweep = self.spec.entropy_sweep

@@ -9,10 +9,12 @@ gated run is recorded). The statistics and verdicts are those of `claims`.
 from __future__ import annotations
 
 from gatera_lab.evaluation.results_table import COMMONSENSE_COLUMNS
-from gatera_lab.experiments.claims import GateClaim, compare, gate_difference
+from gatera_lab.experiments.claims import GateClaim, compare, gate_claim, row_values
 from gatera_lab.experiments.claims_file import ClaimsSpec
 from gatera_lab.experiments.report_data import Finals, ReportData, num
 from gatera_lab.experiments.seed_results import entropy_tested, gate_value, mean_std, seed_cells
+
+NEAR_BINARY = "per_row.near_binary"
 
 
 def claims(data: ReportData) -> list[str]:
@@ -34,19 +36,14 @@ def comparison_lines(claims: ClaimsSpec, finals: Finals) -> list[str]:
 
 
 def gate_lines(claims: ClaimsSpec, finals: Finals) -> list[str]:
-    """Each gate claim over the gated final runs that have gate statistics."""
-    return [
-        GateClaim(
-            spec.label,
-            {
-                f"{method} seed {seed}": gate_difference(run.record, spec.larger, spec.smaller)
-                for method, runs in finals.items()
-                for seed, run in runs.items()
-                if run.record.get("gates")
-            },
-        ).sentence()
-        for spec in claims.gates
-    ]
+    """Each gate claim over the gated final runs that have gate statistics, paired row by row."""
+    records = {
+        f"{method} seed {seed}": run.record
+        for method, runs in finals.items()
+        for seed, run in runs.items()
+        if run.record.get("gates")
+    }
+    return [gate_claim(spec.label, records, spec.larger, spec.smaller).sentence() for spec in claims.gates]
 
 
 def majority_claim(data: ReportData) -> list[str]:
@@ -99,6 +96,17 @@ def entropy_claims(data: ReportData) -> list[str]:
             if value > 0:
                 label = claim.label.format(method=sweep.method, value=f"{value:g}")
                 lines.append(compare(label, [runs], [zero], claim.paper).sentence())
+    zero_gates = data.entropy.get(0.0, {})
+    for value, seeds in data.entropy.items():
+        pairs = {
+            f"seed {seed}": (row_values(record, NEAR_BINARY), row_values(zero_gates[seed], NEAR_BINARY))
+            for seed, record in seeds.items()
+            if value > 0 and seed in zero_gates
+        }
+        complete = {name: pair for name, pair in pairs.items() if None not in pair}
+        if pairs:
+            label = f"Near-binary share of gates (< 0.1 or > 0.9), lambda {value:g} minus lambda 0, per held-out row"
+            lines.append(GateClaim(label, complete, tuple(set(pairs) - set(complete))).sentence())
     shares = "; ".join(
         f"lambda {value:g}: {num(mean_std([gate_value(record, 'near_binary') for record in seeds.values()])[0])}"
         for value, seeds in data.entropy.items()

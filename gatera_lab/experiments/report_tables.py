@@ -115,3 +115,36 @@ def gate_table(data: ReportData) -> str:
             )
     header = ["method", "runs", "gate mean", "near-binary", "entropy (nats)", *GATE_COLUMNS[2:]]
     return table(header, rows) if rows else "No gated final run is recorded yet.\n"
+
+
+def gate_skip_table(data: ReportData) -> str:
+    """Per gated final run with a gate-skip measurement: each threshold's accuracy, change, skipped share, time."""
+    rows, sample = [], None
+    for method, runs in data.finals.items():
+        for seed, run in runs.items():
+            measured = run.record.get("gate_skip")
+            if not measured:
+                continue
+            sample = measured["settings"]
+            for result in measured["results"]:
+                threshold = result["threshold"]
+                rows.append(
+                    [
+                        method,
+                        str(seed),
+                        "off" if threshold is None else f"{threshold:g}",
+                        pct(result["accuracy"].get("avg"), 2),
+                        f"{result['change_points']:+.2f}",
+                        f"{100 * result['skipped_fraction']:.1f}%",
+                        f"{result['seconds']:.0f}",
+                    ]
+                )
+    if not rows:
+        return "No gate-skip measurement is recorded yet.\n"
+    header = ["method", "seed", "threshold", "avg acc (%)", "change (points)", "pairs skipped", "seconds"]
+    return (
+        f"Each run tested on a seeded sample of {sample['rows_per_task']} test rows per task (sample seed "
+        f"{sample['sample_seed']}), once without skipping and once per threshold tau: every (layer, token) pair "
+        "whose gate is below tau gets the base layer's output exactly (`gatera_lab/gate_skip.py`). Seconds are "
+        "this machine's for the whole sample.\n\n" + table(header, rows)
+    )

@@ -23,12 +23,13 @@ import torch
 
 from gatera_lab.atomic_write import write_json_atomic
 from gatera_lab.errors import GateraError
+from gatera_lab.experiments.checkpoint_stages import gate_skip_stage, gates_stage
 from gatera_lab.experiments.plan import PlannedRun, run_status
 from gatera_lab.experiments.records import read_record
 from gatera_lab.experiments.run_stage import RunContext, fit_stage, test_stage
 
 __all__ = ["RunContext", "RunFailed", "execute_run", "run_stage"]
-STAGES = {"fit": fit_stage, "test": test_stage}
+STAGES = {"fit": fit_stage, "test": test_stage, "gates": gates_stage, "gate_skip": gate_skip_stage}
 
 
 class RunFailed(GateraError, RuntimeError):
@@ -90,13 +91,14 @@ def execute_run(
     if run.kind == "train":
         checkpoint = ((record or {}).get("fit") or {}).get("checkpoint")
         if status == "pending" or not (checkpoint and Path(checkpoint).is_file()):
-            if status == "needs_test":
+            if status != "pending":
                 log(f"  the checkpoint of {run.name} is gone ({checkpoint}); training it again")
             log(f"  fit: {run.name} (folder {context.runs_dir / run.name / 'fit'})")
             record = run_stage("fit", run, context, record)
-    if run.needs_test:
-        log(f"  test: {run.name} (folder {context.runs_dir / run.name / 'test'})")
-        record = run_stage("test", run, context, record)
+    for stage, needed in (("test", "needs_test"), ("gates", "needs_gates"), ("gate_skip", "needs_gate_skip")):
+        if run_status(run, record) in (needed, "pending"):
+            log(f"  {stage}: {run.name} (folder {context.runs_dir / run.name / stage})")
+            record = run_stage(stage, run, context, record)
     return record
 
 

@@ -26,8 +26,8 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
+from gatera_lab.diagnostics.final_gate_probe import FinalGateProbe
 from gatera_lab.evaluation.results_table import COMMONSENSE_COLUMNS
-from gatera_lab.experiments.final_gates import FinalGateProbe
 from gatera_lab.experiments.machine import describe_machine, git_commit
 from gatera_lab.experiments.plan import PlannedRun
 from gatera_lab.experiments.records import write_record
@@ -120,13 +120,13 @@ def base_record(run: PlannedRun, context: RunContext, previous: dict[str, Any] |
     }
 
 
-def _stage_args(run: PlannedRun, root: Path) -> list[str]:
+def stage_args(run: PlannedRun, root: Path) -> list[str]:
     return [*run.args, "--trainer.default_root_dir", str(root), "--trainer.enable_progress_bar", "false"]
 
 
 def fit_stage(run: PlannedRun, context: RunContext, previous: dict[str, Any] | None) -> dict[str, Any]:
     """Train ``run`` and write its record (without a test); returns the record."""
-    args = _stage_args(run, context.runs_dir / run.name / "fit")
+    args = stage_args(run, context.runs_dir / run.name / "fit")
     cli = build_cli(args, **STAGE_CLI)
     probe, validations = FinalGateProbe(), ValidationLog()
     cli.trainer.callbacks.extend([probe, validations])
@@ -173,7 +173,7 @@ def compact_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def test_stage(run: PlannedRun, context: RunContext, record: dict[str, Any] | None) -> dict[str, Any]:
     """Test ``run`` (from its record's checkpoint; untrained for a zero-shot run), write the record."""
     root = context.runs_dir / run.name / "test"
-    args = _stage_args(run, root)
+    args = stage_args(run, root)
     checkpoint = None
     if run.kind == "train":
         checkpoint = str(write_test_checkpoint(record["fit"]["checkpoint"], root / "adapter.ckpt"))

@@ -18,6 +18,8 @@ A sweep file is a YAML mapping of the `SweepSpec` fields::
     entropy_sweep: {method: hira_gate, values: [0.0, 0.01, 0.1], seeds: [42]}
     seconds_per_step: 5.0                # the time estimate of a fit: seconds_per_step x max_steps
     seconds_per_test: 300.0              # ... and of a test (`command.estimate_seconds`)
+    gate_skip: {thresholds: [0.1, 0.25, 0.5], rows_per_task: 50, seeds: [42]}   # on gated finals
+    seconds_per_gate_skip: 600.0         # ... and of a gate-skip measurement
     budget: "free text: the budget and why, shown on the results page"
     claims: configs/sweeps/claims.yaml   # the papers' claims the report checks (`claims_file`)
 
@@ -66,6 +68,17 @@ class EntropySweepSpec:
 
 
 @dataclass(frozen=True)
+class GateSkipSpec:
+    """Gate skipping on the gated final runs of ``seeds``: accuracy and time at each threshold (in [0, 1]) on
+    a seeded sample of ``rows_per_task`` test rows per task (`checkpoint_stages.gate_skip_stage`)."""
+
+    thresholds: tuple[NonNegativeFloat, ...]
+    rows_per_task: PositiveInt = 50
+    sample_seed: int = 0
+    seeds: tuple[int, ...] = (42,)
+
+
+@dataclass(frozen=True)
 class SweepSpec:
     """A parsed sweep file; paths are as written (relative to the working directory)."""
 
@@ -84,6 +97,8 @@ class SweepSpec:
     entropy_sweep: Optional[EntropySweepSpec] = None  # noqa: UP045
     seconds_per_step: NonNegativeFloat = 5.0
     seconds_per_test: NonNegativeFloat = 300.0
+    gate_skip: Optional[GateSkipSpec] = None  # noqa: UP045
+    seconds_per_gate_skip: NonNegativeFloat = 600.0
     budget: str = ""
     claims: Optional[str] = None  # noqa: UP045
     path: Path = Path("sweep.yaml")
@@ -144,6 +159,10 @@ def _check(spec: SweepSpec) -> None:
             raise _fail(path, f"{key}.learning_rates", f"repeats a value: {list(family.learning_rates)}")
     if len(set(spec.seeds)) != len(spec.seeds):
         raise _fail(path, "seeds", f"repeats a seed: {list(spec.seeds)}")
+    if spec.gate_skip is not None and not all(0 < value <= 1 for value in spec.gate_skip.thresholds):
+        raise _fail(
+            path, "gate_skip.thresholds", f"must lie in (0, 1], got {list(spec.gate_skip.thresholds)}"
+        )
     sweep = spec.entropy_sweep
     if sweep is not None:
         check_method("entropy_sweep.method", sweep.method)
