@@ -12,7 +12,8 @@ subcommand (`print_help`). Extra subcommands:
 - ``gatera-lab gates``: render a checkpoint's gate values for a prompt as a heatmap;
 - ``gatera-lab sweep`` / ``report``: the study harness (`gatera_lab.experiments`);
 - ``gatera-lab generate``: generate text from a trained adapter checkpoint or a base model;
-- ``gatera-lab eval``: lm-evaluation-harness tasks on a trained adapter checkpoint or a base model.
+- ``gatera-lab eval``: lm-evaluation-harness tasks on a trained adapter checkpoint or a base model;
+- ``gatera-lab compare``: two tested runs row by row (their ``test_rows.jsonl``): interval, McNemar, verdict.
 """
 
 from __future__ import annotations
@@ -111,6 +112,7 @@ EXTRA_COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "report": _lazy("gatera_lab.experiments.report_command"),
     "generate": _lazy("gatera_lab.generate_command"),
     "eval": _lazy("gatera_lab.eval_command"),
+    "compare": _lazy("gatera_lab.compare_command"),
 }
 
 SUBCOMMAND_HELP: dict[str, str] = {
@@ -125,6 +127,7 @@ SUBCOMMAND_HELP: dict[str, str] = {
     "report": "rebuild the results page from a sweep's records",
     "generate": "generate text from a trained adapter checkpoint (or a base model)",
     "eval": "run lm-evaluation-harness tasks on a trained adapter checkpoint (or a base model)",
+    "compare": "compare two tested runs row by row: difference, interval, McNemar, verdict",
 }
 HELP_FLAGS = ("-h", "--help")
 

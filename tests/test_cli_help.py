@@ -21,7 +21,7 @@ def test_help_lists_every_subcommand_with_a_description(argv, capsys):
     out = capsys.readouterr().out
     commands = listed(out)
     assert list(commands) == [*LIGHTNING_COMMANDS, *EXTRA_COMMANDS]
-    assert {"methods", "export", "gates", "sweep", "report", "generate"} <= set(commands)
+    assert {"methods", "export", "gates", "sweep", "report", "generate", "compare"} <= set(commands)
     assert all(commands.values()), commands
     assert "predict" not in out
     assert "gatera-lab SUBCOMMAND --help" in out

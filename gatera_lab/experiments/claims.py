@@ -10,7 +10,7 @@ and is called *reproduced* when d has the paper's sign and |d| > 2u, *contradict
 sign and |d| > 2u, and *not resolved at this scale* otherwise. When every run's record keeps its test rows
 (the same seeded sample), the comparison is paired row by row instead: a bootstrap over seeds and rows
 gives the 95% interval and the minimum detectable difference, McNemar's test each seed's p-value, and the
-verdict is `gatera_lab.experiments.paired_statistics.verdict` (which can also say "smaller than the
+verdict is `gatera_lab.evaluation.paired_comparison.verdict` (which can also say "smaller than the
 paper's effect"). A gate claim pairs two gate statistics row by row within each run (the held-out rows'
 prompt and response means; each probe prompt's prefill and decode means; one row's near-binary share at two
 entropy weights, same seed): the same bootstrap over runs and rows, in gate units, gives its interval.
@@ -23,7 +23,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from gatera_lab.experiments.paired_statistics import PairedDifference, paired_difference, verdict
+from gatera_lab.evaluation.paired_comparison import PairedDifference, paired_difference, verdict
 from gatera_lab.experiments.seed_results import TestedRun, mean_std, row_correct
 
 

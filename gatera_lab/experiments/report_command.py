@@ -56,7 +56,7 @@ VERDICT_RULE = (
     "is 2.80 bootstrap standard errors (5% level, 80% power), and the verdict is *reproduced* when the "
     "interval lies on the claimed side of 0, *contradicted* when it lies on the other side, *smaller than "
     "the paper's effect* when it contains 0 but its upper end lies below the published difference, and *not "
-    "resolved* otherwise (`gatera_lab/experiments/paired_statistics.py`). Records without rows: *reproduced* "
+    "resolved* otherwise (`gatera_lab/evaluation/paired_comparison.py`). Records without rows: *reproduced* "
     "beyond twice the combined standard error (seed spread and test-subset sampling), *contradicted* beyond "
     "it with the other sign, *not resolved at this scale* otherwise.\n"
 )

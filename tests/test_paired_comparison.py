@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from gatera_lab.experiments.paired_statistics import Z_POWER, mcnemar, paired_difference, verdict
+from gatera_lab.evaluation.paired_comparison import Z_POWER, mcnemar, paired_difference, verdict
 
 
 def test_mcnemar_is_the_exact_binomial_test() -> None:
@@ -41,7 +41,7 @@ def test_bootstrap_interval_covers_a_known_difference_and_sets_the_mdd() -> None
     ],
 )
 def test_verdicts(low: float, high: float, paper: float | None, expected: str) -> None:
-    from gatera_lab.experiments.paired_statistics import PairedDifference
+    from gatera_lab.evaluation.paired_comparison import PairedDifference
 
     result = PairedDifference((low + high) / 2, low, high, 1.0, 3, 100, ())
     assert verdict(result, paper) == expected
