@@ -8,6 +8,11 @@ from gatera_lab.experiments.plan import run_status
 from gatera_lab.experiments.report_data import ReportData, plan_config, recorded
 from gatera_lab.experiments.run_config import get_path
 
+NEEDS = {
+    "needs_gates": "its gates measured from its checkpoint",
+    "needs_gate_skip": "its gate-skip measurement",
+}
+
 
 def test_subset(config: dict) -> str:
     """Which test rows the runs score, in words."""
@@ -135,7 +140,7 @@ def missing(data: ReportData) -> str:
         status = run_status(run, data.records.get(run.name))
         if status != "done":
             fit = status == "pending" and run.kind == "train"
-            need = ("fit + test" if run.needs_test else "fit") if fit else "test"
+            need = ("fit + test" if run.needs_test else "fit") if fit else NEEDS.get(status, "test")
             lines.append(f"- `{run.name}` ({'+'.join(run.phases)}): needs {need}")
     lines += [f"- {group.describe()}" for group in data.plan.waiting]
     extra = sorted(set(data.records) - {run.name for run in data.plan.runs})

@@ -6,8 +6,9 @@ same the plan resolved) plus its folder ``<runs>/<name>/<stage>``, then calls th
 - ``fit``: ``trainer.fit`` with `FinalGateProbe` and `ValidationLog` added; the record takes the checkpoint
   path from the ``ModelCheckpoint`` callback, the validation metrics and losses from the trainer
   (`ValidationLog`, `training_summary`) and the gate statistics from the probe;
-- ``test``: ``trainer.test`` from the fit's checkpoint (without its hyper-parameters, `stripped_checkpoint`;
-  a zero-shot run tests the untrained adapter); the record takes ``module.test_results``.
+- ``test``: ``trainer.test`` from the fit's checkpoint (``weights_only``; `GateraModule` saves no
+  hyper-parameters, so ``gatera-lab test --ckpt_path`` takes the same file; a zero-shot run tests the untrained
+  adapter); the record takes ``module.test_results``.
 
 The record is written as soon as the stage ends, so an interrupted sweep loses at most one stage. Each
 record also keeps the equivalent ``gatera-lab`` command of its stages. A record keeps the fit's last
@@ -32,7 +33,6 @@ from gatera_lab.experiments.machine import describe_machine, git_commit
 from gatera_lab.experiments.plan import PlannedRun
 from gatera_lab.experiments.records import write_record
 from gatera_lab.experiments.run_config import build_cli, command_line, get_path
-from gatera_lab.experiments.stripped_checkpoint import write_test_checkpoint
 
 STAGE_CLI = {"run": False, "save_config_kwargs": {"overwrite": True}, "parser_kwargs": {"default_env": False}}
 TRAIN_KEYS = ("train/loss", "train/task_loss", "train/gate_entropy")
@@ -174,9 +174,7 @@ def test_stage(run: PlannedRun, context: RunContext, record: dict[str, Any] | No
     """Test ``run`` (from its record's checkpoint; untrained for a zero-shot run), write the record."""
     root = context.runs_dir / run.name / "test"
     args = stage_args(run, root)
-    checkpoint = None
-    if run.kind == "train":
-        checkpoint = str(write_test_checkpoint(record["fit"]["checkpoint"], root / "adapter.ckpt"))
+    checkpoint = record["fit"]["checkpoint"] if run.kind == "train" else None  # adapter-only, no hparams
     cli = build_cli(args, **STAGE_CLI)
     started = time.perf_counter()
     cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=checkpoint, weights_only=True)
