@@ -15,7 +15,7 @@ from gatera_lab.cli import main
 from gatera_lab.errors import ConfigError
 from gatera_lab.experiments import build_plan, choose_learning_rate, load_sweep, run_status, seed_results
 from gatera_lab.experiments import command as sweep_command
-from gatera_lab.experiments.claims import Comparison
+from gatera_lab.experiments.claims import compare
 from gatera_lab.experiments.claims_file import load_claims
 from gatera_lab.experiments.lr_selection import GridPoint
 from gatera_lab.experiments.majority_baseline import majority_label_accuracy
@@ -185,17 +185,41 @@ def test_learning_rate_choice_breaks_ties_by_loss_then_the_smaller_rate():
         choose_learning_rate("fam", {1e-3: {"a": GridPoint(math.nan)}})
 
 
-def test_comparison_verdicts():
-    assert Comparison("x", 0.8, {1: 3.0, 2: 3.4}, 0.5).verdict.startswith("reproduced")
-    assert Comparison("x", 0.8, {1: -3.0, 2: -3.4}, 0.5).verdict.startswith("contradicted")
-    assert Comparison("x", 0.8, {1: 0.4, 2: 1.0}, 1.0).verdict.startswith("not resolved")
-    sentence = Comparison("gated minus ungated", None, {1: 2.0, 2: 4.0}, 0.1).sentence()
-    assert "gated minus ungated = +3.00 ± 1.41 points over 2 seed(s)" in sentence
+def compact_test_rows(average: float, rows_per_task: int = 200) -> dict:
+    """A record's compact test rows: on each task the first ``average`` share of the rows right (gold 0)."""
+    ids, predicted = [], ""
+    for task in TASKS:
+        right = round(rows_per_task * average)
+        ids += [f"{task}/{index}" for index in range(rows_per_task)]
+        predicted += "0" * right + "1" * (rows_per_task - right)
+    return {"ids": ids, "gold": "0" * len(ids), "predicted": predicted}
 
 
-def a_tested_run(average: float) -> seed_results.TestedRun:
+def a_tested_run(average: float, rows: bool = True) -> seed_results.TestedRun:
     test = {"accuracy": dict.fromkeys(TASKS, average), "counts": {task: [0, 200] for task in TASKS}}
-    return seed_results.TestedRun(None, {"test": test})
+    return seed_results.TestedRun(
+        None, {"test": test | ({"rows": compact_test_rows(average)} if rows else {})}
+    )
+
+
+def test_comparison_verdicts_follow_the_paired_interval():
+    better, worse = (
+        {1: a_tested_run(0.53), 2: a_tested_run(0.54)},
+        {1: a_tested_run(0.5), 2: a_tested_run(0.5)},
+    )
+    assert compare("x", [better], [worse], 0.8).verdict == "reproduced"
+    assert compare("x", [worse], [better], 0.8).verdict == "contradicted"
+    assert compare("x", [worse], [worse], None).verdict == "not resolved"
+    assert compare("x", [worse], [worse], 0.8).verdict == "smaller than the paper's effect"
+    sentence = compare("gated minus ungated", [better], [worse], None).sentence()
+    assert (
+        "gated minus ungated = +3.50 points, 95% interval [" in sentence
+        and "over 2 seed(s) x 1600" in sentence
+    )
+    assert "seed 1: 48 vs 0 rows right under one side only" in sentence
+    unpaired = compare("x", [{1: a_tested_run(0.6, rows=False)}], [worse], None)
+    assert unpaired.verdict == "not resolved (a record keeps no test rows to pair)"
+    assert compare("x", [{3: a_tested_run(0.6)}], [worse], None).verdict.startswith("missing")
 
 
 def test_claims_are_data_the_claims_file_decides_the_lines(tmp_path):
@@ -214,7 +238,9 @@ def test_claims_are_data_the_claims_file_decides_the_lines(tmp_path):
         "hira_gate": {42: a_tested_run(0.50)},
     }  # lora absent: the hira pair only
     (line,) = comparison_lines(claims, finals)
-    assert line.startswith("A vs B = +2.00 points over 1 seed(s)") and "paper: -1.00 → " in line
+    assert (
+        line.startswith("A vs B = +2.00 points, 95% interval [") and "paper: -1.00 → **contradicted**" in line
+    )
     assert comparison_lines(claims, {"hira": finals["hira"]}) == []  # no pair present: no line
     bad = write_yaml(tmp_path / "bad.yaml", {"comparisons": [{"label": "x", "pairs": [["a"]]}]})
     with pytest.raises(ConfigError, match=r"claims file .*bad.yaml.*comparisons"):
@@ -403,6 +429,7 @@ def fake_test(run, average: float) -> dict:
         "settings": run.test_settings,
         "accuracy": accuracy | {"avg": average},
         "counts": {task: [round(200 * average), 200] for task in TASKS},
+        "rows": compact_test_rows(average),
         "wall_seconds": 60.0,
     }
 
@@ -467,17 +494,19 @@ def test_report_of_a_complete_sweep_states_the_claims_from_the_numbers(resolver,
     args = ["--records", str(tmp_path / "records"), "--out", str(out), "--sweep", str(REPRODUCTION)]
     assert main(["report", *args]) == 0
     page = out.read_text()
-    # three families pooled: test-subset standard error 1.02, combined 1.43 < 3.00 / 2
+    # three families pooled, paired by seed and row: every discordant row is right under the gated side only
     assert (
-        "gated mean minus ungated mean (over the families) = +3.00 ± 1.41 points over 2 seed(s) (per seed "
-        "42: +2.00, 43: +4.00; test-subset standard error 1.02, combined standard error 1.43); claimed: positive, "
-        "no published number → reproduced" in page
+        "gated mean minus ungated mean (over the families) = +3.00 points, 95% interval [+1.56, +4.62] over 2 "
+        "seed(s) x 1600 paired rows (minimum detectable difference 2.29); seed 42: 32 vs 0 rows right under one "
+        "side only" in page
     )
-    # one family: combined standard error 2.03 > 3.00 / 2
-    assert "hira_gate minus hira = +3.00 ± 1.41 points" in page
-    assert "paper: +0.81 → not resolved at this scale" in page
-    assert "hira minus lora = +0.00 ± 0.00 points over 2 seed(s)" in page
-    assert "hira_gate at lambda 0.1 minus lambda 0 (no entropy term) = +1.00 points over 1 seed(s)" in page
+    assert "claimed: positive, no published number → **reproduced**" in page
+    assert "hira_gate minus hira = +3.00 points" in page and "paper: +0.81 → **reproduced**" in page
+    assert (
+        "hira minus lora = +0.00 points" in page
+        and "paper: +5.93 → **smaller than the paper's effect**" in page
+    )
+    assert "hira_gate at lambda 0.1 minus lambda 0 (no entropy term) = +1.00 points" in page
     assert "lambda 0: 0.100; lambda 0.01: 0.110; lambda 0.1: 0.200" in page
     assert (
         "Gates higher on response tokens than on prompt tokens (held-out rows): holds in 6 of 6 runs; mean "
@@ -494,9 +523,9 @@ def test_report_of_a_complete_sweep_states_the_claims_from_the_numbers(resolver,
     assert "| hira_gate | 42 | off | 50.00 | +0.00 | 0.0% | 20 |" in page
     assert "| hira_gate | 42 | 0.5 | 48.75 | -1.25 | 40.0% | 15 |" in page
     assert "| zero-shot (base model) | 30.0 |" in page and "| hira_gate | 53.0 ± 1.4 |" in page
-    assert "hira minus zero-shot = +20.00 ± 0.00 points over 2 seed(s)" in page
-    assert "hira_gate minus zero-shot = +23.00 ± 1.41 points" in page
-    assert "fine-tuned (mean of the methods) minus zero-shot = +21.50" in page
+    assert "hira minus zero-shot = +20.00 points, 95% interval [+18.06, +22.00]" in page
+    assert "hira_gate minus zero-shot = +23.00 points" in page
+    assert "fine-tuned (mean of the methods) minus zero-shot = +21.50 points" in page
     assert "learning rate 0.001 has the highest mean validation accuracy over hira, hira_gate: 50.0%" in page
     assert "None: every run of the sweep is recorded." in page
     assert "60 optimizer steps of 4 sequences of at most 128 tokens" in page

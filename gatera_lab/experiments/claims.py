@@ -1,17 +1,10 @@
 """The papers' claims, checked on the runs' numbers: accuracy differences and gate behaviour.
 
-An accuracy claim compares the average test accuracy of two settings, seed by seed (points = percent):
-
-    d_s = 100 (avg_A,s - avg_B,s),    d = mean_s d_s,    spread = std_s d_s  (sample std, n - 1)
-    u = sqrt(spread^2 / n + se_A^2 + se_B^2)   (se: binomial standard error of an average on the test subset,
-                                                the mean over seeds; the seed term is 0 for one seed)
-
-and is called *reproduced* when d has the paper's sign and |d| > 2u, *contradicted* when it has the other
-sign and |d| > 2u, and *not resolved at this scale* otherwise. When every run's record keeps its test rows
-(the same seeded sample), the comparison is paired row by row instead: a bootstrap over seeds and rows
-gives the 95% interval and the minimum detectable difference, McNemar's test each seed's p-value, and the
-verdict is `gatera_lab.evaluation.paired_comparison.verdict` (which can also say "smaller than the
-paper's effect"). A gate claim pairs two gate statistics row by row within each run (the held-out rows'
+An accuracy claim compares the average test accuracy of two settings on the same test rows (the same
+seeded sample for every run), paired by seed and row: `gatera_lab.evaluation.paired_comparison` gives the
+difference in points, its 95% interval from a bootstrap over seeds and rows, the minimum detectable
+difference and McNemar's test per seed; the verdict is its `verdict` (which can also say "smaller than the
+paper's effect"). A record without test rows cannot be paired: its claim is *not resolved*. A gate claim pairs two gate statistics row by row within each run (the held-out rows'
 prompt and response means; each probe prompt's prefill and decode means; one row's near-binary share at two
 entropy weights, same seed): the same bootstrap over runs and rows, in gate units, gives its interval.
 """
@@ -20,79 +13,41 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from gatera_lab.evaluation.paired_comparison import PairedDifference, paired_difference, verdict
-from gatera_lab.experiments.seed_results import TestedRun, mean_std, row_correct
+from gatera_lab.experiments.seed_results import TestedRun, row_correct
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """``A - B`` in points of average test accuracy, seed by seed, with the paper's difference and a verdict."""
+    """``A - B`` in points of average test accuracy, paired row by row over the seeds both sides have."""
 
     label: str
     paper: float | None
-    per_seed: dict[Any, float] = field(default_factory=dict)
-    standard_error: float = math.nan  # sqrt(se_A^2 + se_B^2), points
+    seeds: tuple[Any, ...] = ()
+    paired: PairedDifference | None = None  # None: some record keeps no test rows
     claimed_sign: float = 1.0  # the claim's direction when the papers give no number (A better than B)
-    paired: PairedDifference | None = None  # row-by-row statistics when the records keep their rows
-
-    @property
-    def mean(self) -> float:
-        return mean_std(list(self.per_seed.values()))[0]
-
-    @property
-    def spread(self) -> float:
-        """Sample std of the per-seed differences (NaN for one seed)."""
-        return mean_std(list(self.per_seed.values()))[1]
-
-    @property
-    def uncertainty(self) -> float:
-        seeds = len(self.per_seed)
-        seed_term = 0.0 if seeds < 2 else self.spread**2 / seeds
-        test_term = 0.0 if math.isnan(self.standard_error) else self.standard_error**2
-        return math.sqrt(seed_term + test_term)
 
     @property
     def verdict(self) -> str:
-        if not self.per_seed:
+        if not self.seeds:
             return "missing (no seed has both runs tested)"
-        if self.paired is not None:
-            return verdict(self.paired, self.paper, self.claimed_sign)
-        if abs(self.mean) <= 2 * self.uncertainty or self.mean == 0:
-            return "not resolved at this scale (|difference| <= 2 standard errors)"
-        claimed = self.claimed_sign if self.paper is None else self.paper
-        if math.copysign(1, self.mean) == math.copysign(1, claimed):
-            return "reproduced (the claimed direction, beyond 2 standard errors)"
-        return "contradicted (the opposite direction, beyond 2 standard errors)"
+        if self.paired is None:
+            return "not resolved (a record keeps no test rows to pair)"
+        return verdict(self.paired, self.paper, self.claimed_sign)
 
     def sentence(self) -> str:
-        if not self.per_seed:
+        paired = self.paired
+        if paired is None:
             return f"{self.label}: {self.verdict}."
-        if self.paired is not None:
-            return self._paired_sentence(self.paired)
-        seeds = ", ".join(f"{seed}: {value:+.2f}" for seed, value in self.per_seed.items())
-        spread = "" if math.isnan(self.spread) else f" ± {self.spread:.2f}"
-        paper = (
-            "; claimed: positive, no published number"
-            if self.paper is None
-            else f"; paper: {self.paper:+.2f}"
-        )
-        single = " (one seed: no seed spread)" if len(self.per_seed) == 1 else ""
-        return (
-            f"{self.label} = {self.mean:+.2f}{spread} points over {len(self.per_seed)} seed(s){single} "
-            f"(per seed {seeds}; test-subset standard error {self.standard_error:.2f}, "
-            f"combined standard error {self.uncertainty:.2f}){paper} → {self.verdict}."
-        )
-
-    def _paired_sentence(self, paired: PairedDifference) -> str:
         paper = (
             "claimed: positive, no published number" if self.paper is None else f"paper: {self.paper:+.2f}"
         )
         tests = "; ".join(
             f"seed {seed}: {n10} vs {n01} rows right under one side only, McNemar p = {p:.3g}"
-            for seed, (n10, n01, p) in zip(self.per_seed, paired.mcnemar, strict=False)
+            for seed, (n10, n01, p) in zip(self.seeds, paired.mcnemar, strict=False)
         )
         return (
             f"{self.label} = {paired.difference:+.2f} points, 95% interval [{paired.low:+.2f}, {paired.high:+.2f}] "
@@ -107,25 +62,14 @@ def compare(
     second: list[dict[Any, TestedRun]],
     paper: float | None,
 ) -> Comparison:
-    """``mean(first) - mean(second)`` per seed, where each side averages over its method groups.
+    """``mean(first) - mean(second)``, where each side averages over its method groups, paired by seed and row.
 
     ``first`` and ``second`` are lists of ``{seed: TestedRun}`` (e.g. the gated and the ungated method of
     every family); a seed counts when every group of both sides has it.
     """
     groups = [*first, *second]
     seeds = [seed for seed in (groups[0] if groups else {}) if all(seed in group for group in groups)]
-    per_seed, errors = {}, []
-    for seed in seeds:
-        a = [group[seed] for group in first]
-        b = [group[seed] for group in second]
-        per_seed[seed] = 100 * (
-            sum(run.average for run in a) / len(a) - sum(run.average for run in b) / len(b)
-        )
-        variance_a = sum(run.standard_error**2 for run in a) / len(a) ** 2
-        variance_b = sum(run.standard_error**2 for run in b) / len(b) ** 2
-        errors.append(100 * math.sqrt(variance_a + variance_b))
-    standard_error = sum(errors) / len(errors) if errors else math.nan
-    return Comparison(label, paper, per_seed, standard_error, paired=_paired(first, second, seeds))
+    return Comparison(label, paper, tuple(seeds), _paired(first, second, seeds))
 
 
 def _paired(

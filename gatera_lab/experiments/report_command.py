@@ -51,14 +51,13 @@ from gatera_lab.experiments.sweep_file import load_sweep
 
 DEFAULT_SWEEP = "configs/sweeps/study.yaml"
 VERDICT_RULE = (
-    "Verdict rule: where the records keep their test rows, a difference is paired row by row: its 95% "
+    "Verdict rule: a difference is paired row by row (every run scores the same test rows): its 95% "
     "interval comes from a bootstrap over seeds and rows (within tasks), the minimum detectable difference "
     "is 2.80 bootstrap standard errors (5% level, 80% power), and the verdict is *reproduced* when the "
     "interval lies on the claimed side of 0, *contradicted* when it lies on the other side, *smaller than "
     "the paper's effect* when it contains 0 but its upper end lies below the published difference, and *not "
-    "resolved* otherwise (`gatera_lab/evaluation/paired_comparison.py`). Records without rows: *reproduced* "
-    "beyond twice the combined standard error (seed spread and test-subset sampling), *contradicted* beyond "
-    "it with the other sign, *not resolved at this scale* otherwise.\n"
+    "resolved* otherwise (`gatera_lab/evaluation/paired_comparison.py`). Gate claims follow the same rule "
+    "in gate units, paired by held-out row within each run.\n"
 )
 
 

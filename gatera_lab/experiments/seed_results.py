@@ -1,9 +1,7 @@
 """The tested runs of a plan, grouped for the results page: per method over seeds, zero-shot, entropy sweep.
 
-For a run with per-task test accuracies ``p_t`` on ``n_t`` rows (T tasks), its average and the binomial
-standard error of that average from the test subset alone:
-
-    avg = sum_t p_t / T,    se = sqrt(sum_t p_t (1 - p_t) / n_t) / T
+For a run with per-task test accuracies ``p_t`` (T tasks), its average is ``avg = sum_t p_t / T``; its rows
+(`row_correct`) are what the claims pair.
 
 Over seeds, a method's cell is ``mean ± std`` (sample standard deviation, n - 1; no spread for one seed).
 """
@@ -36,17 +34,6 @@ class TestedRun:
     def average(self) -> float:
         values = list(self.accuracy.values())
         return sum(values) / len(values) if values else math.nan
-
-    @property
-    def standard_error(self) -> float:
-        """Binomial standard error of `average` from the test subset's size (see the module docstring)."""
-        counts = self.record["test"].get("counts") or {}
-        terms = []
-        for task, value in self.accuracy.items():
-            total = (counts.get(task) or [0, 0])[1]
-            if total:
-                terms.append(value * (1 - value) / total)
-        return math.sqrt(sum(terms)) / len(terms) if terms else math.nan
 
 
 def row_correct(run: TestedRun) -> dict[str, int] | None:
