@@ -9,6 +9,7 @@ them (OBQA's test set has 500).
 
 from __future__ import annotations
 
+import argparse
 import os
 import random
 from collections.abc import Sequence
@@ -54,3 +55,18 @@ def load_test_rows(
             examples.append(rows[index])
             row_ids.append(f"{name}/{index}")
     return examples, row_ids
+
+
+def add_row_options(parser: argparse.ArgumentParser, limit: int) -> None:
+    """A script's ``--limit`` (default ``limit``), ``--sample``, ``--sample-seed`` and ``--format`` options:
+    which test rows of each task it scores (`load_test_rows`) and in which text format."""
+    add = parser.add_argument
+    add("--limit", type=int, default=limit, help=f"first N rows per task (default {limit}; 0 for all)")
+    add("--sample", type=int, default=None, help="a seeded random sample of N rows per task")
+    add("--sample-seed", type=int, default=0, help="seed of --sample (same seed, same rows)")
+    add(
+        "--format",
+        choices=["llm_adapters", "choice_text"],
+        default="llm_adapters",
+        help="answer labels in the papers' instructions, or the choices' texts after a plain prompt",
+    )

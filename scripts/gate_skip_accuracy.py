@@ -20,7 +20,7 @@ import torch
 
 from gatera_lab.datamodules.commonsense_eval_items import eval_items_from_examples
 from gatera_lab.datamodules.commonsense_tasks import TASK_NAMES
-from gatera_lab.datamodules.test_rows import load_test_rows
+from gatera_lab.datamodules.test_rows import add_row_options, load_test_rows
 from gatera_lab.evaluation import evaluate_items
 from gatera_lab.evaluation.results_table import write_results_json
 from gatera_lab.gate_skip import evaluate_gate_skip
@@ -30,15 +30,7 @@ from gatera_lab.gates_command import load_gated_model
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt", required=True, help="a gated method's checkpoint (gatera-lab format)")
-    parser.add_argument("--limit", type=int, default=50, help="first N rows of each test set")
-    parser.add_argument("--sample", type=int, default=None, help="a seeded random sample of N rows per task")
-    parser.add_argument("--sample-seed", type=int, default=0, help="seed of --sample (same seed, same rows)")
-    parser.add_argument(
-        "--format",
-        choices=["llm_adapters", "choice_text"],
-        default="llm_adapters",
-        help="answer labels in the papers' instructions, or the choices' texts after a plain prompt",
-    )
+    add_row_options(parser, limit=50)
     parser.add_argument(
         "--thresholds", default="0.1,0.25,0.5", help="comma-separated gate thresholds in [0, 1]"
     )
@@ -65,7 +57,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     model, tokenizer, metadata = load_gated_model(args.ckpt)
     tasks = list(TASK_NAMES)
     examples, row_ids = load_test_rows(
-        tasks, "olmo", limit=args.limit, sample=args.sample, sample_seed=args.sample_seed
+        tasks, "olmo", limit=args.limit or None, sample=args.sample, sample_seed=args.sample_seed
     )
     items = eval_items_from_examples(
         examples, tokenizer, task_names=tasks, record_format=args.format, row_ids=row_ids

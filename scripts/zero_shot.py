@@ -19,7 +19,7 @@ import torch
 from gatera_lab.atomic_write import write_jsonl_atomic
 from gatera_lab.datamodules.commonsense_eval_items import eval_items_from_examples
 from gatera_lab.datamodules.commonsense_tasks import TASK_NAMES, resolve_task
-from gatera_lab.datamodules.test_rows import load_test_rows
+from gatera_lab.datamodules.test_rows import add_row_options, load_test_rows
 from gatera_lab.evaluation import COMMONSENSE_COLUMNS, evaluate_items, render_table
 from gatera_lab.evaluation.results_table import write_results_csv, write_results_json
 from gatera_lab.evaluation.row_outcomes import metric_accuracies, row_outcomes
@@ -34,15 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--tasks", nargs="+", default=list(TASK_NAMES), help="tasks to evaluate (default: all 8)"
     )
-    parser.add_argument("--limit", type=int, default=200, help="first N rows per task; 0 for all")
-    parser.add_argument("--sample", type=int, default=None, help="a seeded random sample of N rows per task")
-    parser.add_argument("--sample-seed", type=int, default=0, help="seed of --sample (same seed, same rows)")
-    parser.add_argument(
-        "--format",
-        choices=["llm_adapters", "choice_text"],
-        default="llm_adapters",
-        help="answer labels in the papers' instructions, or the choices' texts after a plain prompt",
-    )
+    add_row_options(parser, limit=200)
     parser.add_argument("--protocol", choices=["likelihood", "generation"], default="likelihood")
     parser.add_argument("--num-beams", type=int, default=1, help="generation only (the papers use 4)")
     parser.add_argument("--max-new-tokens", type=int, default=32, help="generation only")
