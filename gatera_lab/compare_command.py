@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
-from gatera_lab.atomic_write import write_json_atomic
-from gatera_lab.errors import ConfigError, GateraError
+from gatera_lab.command_entry import run_command, write_output
+from gatera_lab.errors import ConfigError
 from gatera_lab.evaluation.paired_comparison import PairedDifference, paired_difference, verdict
 
 ROWS_FILE = "test_rows.jsonl"
@@ -146,27 +145,26 @@ def describe(result: PairedDifference, facts: dict[str, Any], paper: float | Non
     return "\n".join(lines)
 
 
+def run(args: argparse.Namespace) -> None:
+    """Compare, print, and write ``--out`` when asked."""
+    if args.replicates < 100:
+        raise ConfigError(f"option --replicates must be >= 100, got {args.replicates}")
+    result, facts = compare_runs(args.first, args.second, args.metric, args.replicates)
+    print(describe(result, facts, args.paper))
+    if args.out:
+        payload = {
+            **facts,
+            "difference": result.difference,
+            "interval": [result.low, result.high],
+            "standard_error": result.standard_error,
+            "minimum_detectable": result.minimum_detectable,
+            "mcnemar": [list(test) for test in result.mcnemar],
+            "paper": args.paper,
+            "verdict": verdict(result, args.paper),
+        }
+        write_output("--out", args.out, json.dumps(payload, indent=2) + "\n")
+
+
 def main(argv: list[str]) -> int:
     """Entry point of ``gatera-lab compare``; returns the exit status (2 on a bad option or file)."""
-    args = build_parser().parse_args(argv)
-    try:
-        if args.replicates < 100:
-            raise ConfigError(f"option --replicates must be >= 100, got {args.replicates}")
-        result, facts = compare_runs(args.first, args.second, args.metric, args.replicates)
-        print(describe(result, facts, args.paper))
-        if args.out:
-            payload = {
-                **facts,
-                "difference": result.difference,
-                "interval": [result.low, result.high],
-                "standard_error": result.standard_error,
-                "minimum_detectable": result.minimum_detectable,
-                "mcnemar": [list(test) for test in result.mcnemar],
-                "paper": args.paper,
-                "verdict": verdict(result, args.paper),
-            }
-            write_json_atomic(args.out, payload)
-    except GateraError as error:
-        print(f"gatera-lab compare: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command("compare", build_parser(), run, argv)

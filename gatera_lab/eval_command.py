@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from gatera_lab.atomic_write import write_text_atomic
-from gatera_lab.errors import ConfigError, GateraError
+from gatera_lab.command_entry import run_command, write_output
+from gatera_lab.errors import ConfigError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -188,22 +187,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if args.log_samples
             else {key: value for key, value in results.items() if key != "samples"}
         )
-        try:
-            write_text_atomic(
-                args.output,
-                json.dumps(payload, indent=2, default=handle_non_serializable, ensure_ascii=False) + "\n",
-            )
-        except OSError as error:
-            raise ConfigError(f"option --output: cannot write {args.output!r} ({error})") from error
+        text = json.dumps(payload, indent=2, default=handle_non_serializable, ensure_ascii=False) + "\n"
+        write_output("--output", args.output, text)
     return results
 
 
 def main(argv: list[str]) -> int:
     """Entry point of ``gatera-lab eval``; returns the exit status (2 on a bad option, task or checkpoint)."""
-    args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except GateraError as error:
-        print(f"gatera-lab eval: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command("eval", build_parser(), run, argv)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +25,10 @@ from torch import nn
 from gatera_lab.adapter_method import AdapterMethod, adapter_state_dict
 from gatera_lab.checkpoint_file import load_checkpoint_file
 from gatera_lab.checkpoint_metadata import METADATA_KEY
+from gatera_lab.command_entry import run_command
 from gatera_lab.diagnostics.generation_trace import trace_generation
 from gatera_lab.diagnostics.plotting import gate_figure, gate_figure_size_px, save_png
-from gatera_lab.errors import CheckpointMismatchError, ConfigError, GateraError
+from gatera_lab.errors import CheckpointMismatchError, ConfigError
 from gatera_lab.prompt_format import render_prompt
 
 PREFIX = "model."
@@ -169,10 +169,4 @@ def run(args: argparse.Namespace) -> str:
 
 def main(argv: list[str]) -> int:
     """Entry point of ``gatera-lab gates``; returns the exit status (2 on a bad option or checkpoint)."""
-    args = build_parser().parse_args(argv)
-    try:
-        print(run(args))
-    except GateraError as error:
-        print(f"gatera-lab gates: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command("gates", build_parser(), lambda args: print(run(args)), argv)

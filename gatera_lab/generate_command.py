@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from gatera_lab.atomic_write import write_text_atomic
-from gatera_lab.errors import ConfigError, GateraError
+from gatera_lab.command_entry import run_command, write_output
+from gatera_lab.errors import ConfigError
 from gatera_lab.prompt_format import render_prompt
 from gatera_lab.prompts_file import Prompt, read_prompts_file
 
@@ -146,19 +145,10 @@ def run(args: argparse.Namespace) -> list[dict[str, str]]:
         row = {"prompt": prompt.text, "input": prompt.input_text, "response": response}
         rows.append({key: value for key, value in row.items() if key != "input" or value})
     if args.out is not None:
-        try:
-            write_text_atomic(args.out, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
-        except OSError as error:
-            raise ConfigError(f"option --out: cannot write {args.out!r} ({error})") from error
+        write_output("--out", args.out, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
     return rows
 
 
 def main(argv: list[str]) -> int:
     """Entry point of ``gatera-lab generate``; returns the exit status (2 on a bad option, file or checkpoint)."""
-    args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except GateraError as error:
-        print(f"gatera-lab generate: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command("generate", build_parser(), run, argv)
