@@ -50,15 +50,8 @@ def write_gatera_adapter(
 ) -> None:
     """Write ``gatera_adapter.json`` and ``adapter.safetensors`` for ``method`` as applied to ``model``."""
     saved = SavedAdapter.from_model(model, method, base.name_or_path)
-    config = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **saved.to_dict(), **base.fields()}
-    try:
-        text = json.dumps(config, indent=2)
-    except TypeError as error:
-        raise ConfigError(
-            f"method {method.name!r} has hyper-parameters that JSON cannot store ({error}); "
-            f"hparams(): {method.hparams()!r}"
-        ) from error
-    (folder / CONFIG_FILE).write_text(text + "\n")
+    header = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION}
+    (folder / CONFIG_FILE).write_text(saved.to_json(method, header, base.fields()))
     tensors = {key: value.contiguous() for key, value in adapter_state_dict(model).items()}
     save_file(tensors, str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
 

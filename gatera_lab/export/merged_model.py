@@ -18,7 +18,6 @@ The tokenizer files are written beside them by `gatera_lab.export.adapter_io.exp
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from torch import nn
@@ -50,13 +49,6 @@ def write_merged_model(folder: Path, model: nn.Module, method: AdapterMethod, ba
         )
     state = merged_state_dict(model)
     saved = SavedAdapter.from_model(model, method, base.name_or_path)
-    record = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **saved.to_dict(), **base.fields()}
-    try:
-        text = json.dumps(record, indent=2)
-    except TypeError as error:
-        raise ConfigError(
-            f"method {method.name!r} has hyper-parameters that JSON cannot store ({error}); "
-            f"hparams(): {method.hparams()!r}"
-        ) from error
+    text = saved.to_json(method, {"format": FORMAT_NAME, "format_version": FORMAT_VERSION}, base.fields())
     model.save_pretrained(folder, state_dict=state)
-    (folder / CONFIG_FILE).write_text(text + "\n")
+    (folder / CONFIG_FILE).write_text(text)

@@ -10,6 +10,7 @@ back into a working adapter on a fresh base model.
 from __future__ import annotations
 
 import importlib
+import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -45,6 +46,17 @@ class SavedAdapter:
     def from_model(cls, model: nn.Module, method: AdapterMethod, base_model: str) -> SavedAdapter:
         """Describe ``method`` as applied to ``model`` (trained on ``base_model``)."""
         return cls(**checkpoint_metadata(method, base_model, base_model_fingerprint(model)))
+
+    def to_json(self, method: AdapterMethod, header: dict[str, Any], trailer: dict[str, Any]) -> str:
+        """``header``, these fields and ``trailer`` as indented JSON; hyper-parameters that JSON cannot store
+        are a `ConfigError` naming the method."""
+        try:
+            return json.dumps({**header, **self.to_dict(), **trailer}, indent=2) + "\n"
+        except TypeError as error:
+            raise ConfigError(
+                f"method {method.name!r} has hyper-parameters that JSON cannot store ({error}); "
+                f"hparams(): {method.hparams()!r}"
+            ) from error
 
     @classmethod
     def from_dict(cls, data: Any, source: str) -> SavedAdapter:
