@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
 from transformers import AutoModelForCausalLM
@@ -14,12 +13,11 @@ from gatera_lab import adapter_state_dict, build_method
 from gatera_lab.checkpoint_file import UnsafeCheckpointError, load_checkpoint_file
 from gatera_lab.checkpoint_metadata import checkpoint_metadata
 from gatera_lab.cli import main as cli_main
-from gatera_lab.datamodules import LLMAdaptersJSONDataModule
 from gatera_lab.export import load_checkpoint_adapter
 from gatera_lab.export_command import main as export_main
 from gatera_lab.fingerprint import base_model_fingerprint
 from gatera_lab.gates_command import main as gates_main
-from gatera_lab.module import GateraModule
+from tests.tiny_fit import train_checkpoint
 
 
 def write_marker(path: str) -> str:
@@ -93,23 +91,8 @@ def test_gates_refuses_it_with_exit_code_2(hostile_checkpoint, tmp_path, capsys)
 
 
 def test_a_genuine_fit_checkpoint_loads_without_hyper_parameters(tiny_model_dir, instruction_file, tmp_path):
-    """A 2-step fit with Lightning's ModelCheckpoint, as a sweep run writes it, reads with weights_only."""
-    L.seed_everything(0)
-    module = GateraModule(method="lora_gate", model=str(tiny_model_dir), learning_rate=0.05, warmup_steps=0)
-    data = LLMAdaptersJSONDataModule(
-        str(instruction_file), tokenizer=str(tiny_model_dir), val_size=4, batch_size=4, max_length=96
-    )
-    trainer = L.Trainer(
-        max_steps=2,
-        logger=False,
-        default_root_dir=tmp_path,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=1,
-    )
-    trainer.fit(module, data)
-    (saved,) = (tmp_path / "checkpoints").glob("*.ckpt")
+    """A 2-step fit saved by Lightning with its optimizer state, as a sweep run writes it, reads with weights_only."""
+    saved, _ = train_checkpoint(tiny_model_dir, instruction_file, tmp_path / "fit.ckpt", "lora_gate")
     content = load_checkpoint_file(saved)
     assert content["gatera"]["method_name"] == "lora_gate" and "optimizer_states" in content
     assert (
