@@ -33,7 +33,7 @@ from gatera_lab.evaluation import TaskAccuracy
 from gatera_lab.evaluation.distributed_eval_sampler import DistributedEvalSampler
 from gatera_lab.module import GateraModule
 from tests.conftest import make_tiny_llama, randomize_adapters
-from tests.gloo_group import init_gloo_group
+from tests.gloo_group import init_gloo_group, padded_batch, shard
 
 WORLD_SIZE = 2
 SPAWN_TIMEOUT_SECONDS = 300
@@ -67,20 +67,7 @@ def test_eval_sampler_refuses_more_processes_than_rows() -> None:
 
 # ---------------------------------------------------------------- two spawned processes
 def global_batch() -> dict[str, Tensor]:
-    """4 right-padded sequences of 12 tokens; rows 0-1 hold 5 response targets and 20 real tokens, rows
-    2-3 hold 15 and 22, so each of two ranks has its own token counts."""
-    generator = torch.Generator().manual_seed(7)
-    input_ids = torch.randint(3, 128, (4, 12), generator=generator)  # (4, 12)
-    positions = torch.arange(12)  # (12,)
-    attention_mask = (positions < torch.tensor([[12], [8], [12], [10]])).long()  # (4, 12)
-    response_mask = (positions >= torch.tensor([[9], [6], [3], [4]])).long() * attention_mask  # (4, 12)
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "response_mask": response_mask}
-
-
-def shard(batch: dict[str, Tensor], rank: int) -> dict[str, Tensor]:
-    """Rank ``rank``'s half of ``batch`` (rows 2r and 2r + 1)."""
-    rows = batch["input_ids"].shape[0] // WORLD_SIZE
-    return {key: value[rank * rows : (rank + 1) * rows] for key, value in batch.items()}
+    return padded_batch(seed=7)
 
 
 def make_module(method: str) -> GateraModule:
@@ -113,7 +100,7 @@ def two_process_worker(rank: int, out_dir: str) -> None:
         for method in METHODS:
             module = make_module(method)
             objective = DistributedDataParallel(TrainingObjective(module))
-            objective(shard(global_batch(), rank)).backward()
+            objective(shard(global_batch(), rank, WORLD_SIZE)).backward()
             torch.save(adapter_gradients(module), Path(out_dir) / f"{method}_rank{rank}.pt")
         everywhere = TaskAccuracy(["a", "b", "c"])  # task c: no row on any process
         if rank == 0:
@@ -157,7 +144,7 @@ def two_processes(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("method", list(METHODS))
 def test_ddp_gradients_equal_one_process_on_the_global_batch(two_processes: Path, method: str) -> None:
     batch = global_batch()
-    halves = [shard(batch, rank) for rank in range(WORLD_SIZE)]
+    halves = [shard(batch, rank, WORLD_SIZE) for rank in range(WORLD_SIZE)]
     assert halves[0]["response_mask"][:, 1:].sum() != halves[1]["response_mask"][:, 1:].sum()
     assert halves[0]["attention_mask"].sum() != halves[1]["attention_mask"].sum()
     module = make_module(method)

@@ -28,7 +28,7 @@ from gatera_lab.adapter_method import adapter_layers
 from gatera_lab.module import GateraModule
 from gatera_lab.optimization import build_optimizer
 from tests.conftest import make_tiny_llama, randomize_adapters
-from tests.gloo_group import init_gloo_group
+from tests.gloo_group import init_gloo_group, padded_batch, shard
 
 WORLD_SIZE = 2
 STEPS = 2
@@ -45,18 +45,8 @@ MIN_BF16_UPDATE_COSINE = 0.99
 
 
 def global_batch(step: int) -> dict[str, Tensor]:
-    """4 right-padded sequences of 12 tokens with a different response length per row (per step)."""
-    generator = torch.Generator().manual_seed(100 + step)
-    input_ids = torch.randint(3, 128, (4, 12), generator=generator)  # (4, 12)
-    positions = torch.arange(12)  # (12,)
-    attention_mask = (positions < torch.tensor([[12], [8], [12], [10]])).long()  # (4, 12)
-    response_mask = (positions >= torch.tensor([[9], [6], [3], [4]])).long() * attention_mask  # (4, 12)
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "response_mask": response_mask}
-
-
-def shard(batch: dict[str, Tensor], rank: int) -> dict[str, Tensor]:
-    rows = batch["input_ids"].shape[0] // WORLD_SIZE
-    return {key: value[rank * rows : (rank + 1) * rows] for key, value in batch.items()}
+    """A different batch per step (`padded_batch`)."""
+    return padded_batch(seed=100 + step)
 
 
 def make_module(case: str) -> GateraModule:
@@ -100,7 +90,7 @@ def fsdp_worker(rank: int, out_dir: str) -> None:
                 if isinstance(layer, LlamaDecoderLayer):
                     fully_shard(layer)
             fully_shard(module.model)
-            train(module, [shard(global_batch(step), rank) for step in range(STEPS)])
+            train(module, [shard(global_batch(step), rank, WORLD_SIZE) for step in range(STEPS)])
             values = adapter_values(module)
             if rank == 0:
                 torch.save(values, Path(out_dir) / f"{case}.pt")
