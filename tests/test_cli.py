@@ -14,32 +14,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from gatera_lab.cli import main
 from gatera_lab.registry import registry_entries
+from tests.tiny_cli_args import tiny_overrides
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 METHOD_CONFIGS = [path for path in CONFIGS if path.stem in registry_entries()]
-
-
-def tiny_overrides(model_dir, instruction_file, root, small_rank: bool = True) -> list[str]:
-    rank = ["--model.method.init_args.r", "4"] if small_rank else []
-    return [
-        "--model.model",
-        str(model_dir),
-        *rank,
-        "--data",
-        "gatera_lab.datamodules.LLMAdaptersJSONDataModule",
-        "--data.train_file",
-        str(instruction_file),
-        "--data.val_size",
-        "4",
-        "--data.batch_size",
-        "4",
-        "--data.max_length",
-        "96",
-        "--trainer.default_root_dir",
-        str(root),
-        "--trainer.enable_progress_bar",
-        "false",
-    ]
 
 
 def test_methods_lists_every_registered_method(capsys):

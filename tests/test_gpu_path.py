@@ -32,6 +32,7 @@ from gatera_lab.precision_policy import check_precision
 from gatera_lab.registry import registry_entries
 from gatera_lab.shipped_configs import resolve_config_arguments
 from tests.conftest import make_tiny_llama, randomize_adapters
+from tests.tiny_cli_args import tiny_overrides
 
 OVERLAYS = {
     "gpu_bf16": {
@@ -154,29 +155,6 @@ class DtypeProbe(L.Callback):
         Path(self.out_file).write_text(json.dumps(self.record))
 
 
-def tiny_fit_args(model_dir: Path, instruction_file: Path, root: Path) -> list[str]:
-    return [
-        "--model.model",
-        str(model_dir),
-        "--model.method.init_args.r",
-        "4",
-        "--data",
-        "gatera_lab.datamodules.LLMAdaptersJSONDataModule",
-        "--data.train_file",
-        str(instruction_file),
-        "--data.val_size",
-        "4",
-        "--data.batch_size",
-        "4",
-        "--data.max_length",
-        "96",
-        "--trainer.default_root_dir",
-        str(root),
-        "--trainer.enable_progress_bar",
-        "false",
-    ]
-
-
 def probe_fast_dev_run(model_dir: Path, instruction_file: Path, root: Path, *overlays: str) -> dict:
     """``fit --config hira_gate --config OVERLAY ... --trainer.accelerator cpu --trainer.fast_dev_run 1``;
     what `DtypeProbe` recorded."""
@@ -188,7 +166,7 @@ def probe_fast_dev_run(model_dir: Path, instruction_file: Path, root: Path, *ove
         "--config",
         "hira_gate",
         *configs,
-        *tiny_fit_args(model_dir, instruction_file, root),
+        *tiny_overrides(model_dir, instruction_file, root),
         "--trainer.accelerator",
         "cpu",
         "--trainer.callbacks",
@@ -232,7 +210,7 @@ def test_fast_dev_run_with_gradient_checkpointing_has_the_same_loss(
 def test_unsupported_precision_pairs_are_one_error_line(
     options, message, tiny_model_dir, instruction_file, tmp_path, capsys
 ) -> None:
-    args = ["fit", "--config", "lora", *tiny_fit_args(tiny_model_dir, instruction_file, tmp_path)]
+    args = ["fit", "--config", "lora", *tiny_overrides(tiny_model_dir, instruction_file, tmp_path)]
     assert main([*args, *options, "--trainer.fast_dev_run", "1"]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and message in error

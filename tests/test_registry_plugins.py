@@ -30,7 +30,7 @@ from tests.method_checks import (
     check_trainable_parameters,
     method_cases,
 )
-from tests.test_cli import tiny_overrides
+from tests.tiny_cli_args import tiny_overrides
 
 ROOT = Path(__file__).parents[1]
 METHOD_FILE = Path(__file__).with_name("row_scale_method.py")

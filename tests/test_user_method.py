@@ -8,7 +8,7 @@ import torch
 from gatera_lab import adapter_layers
 from gatera_lab.cli import main
 from tests.conftest import make_tiny_llama
-from tests.test_cli import tiny_overrides
+from tests.tiny_cli_args import tiny_overrides
 from tests.user_method import OutputShift
 
 
