@@ -25,6 +25,17 @@ def _response_log_probs(logits: Tensor, tokens: Tensor, score_mask: Tensor) -> T
     return (token_log_probs * score_mask).sum(-1)  # (N,)
 
 
+def last_positions(length: int, count: int, device: torch.device) -> Tensor:
+    """The indices of the last ``count`` of ``length`` positions, (count,), for ``logits_to_keep``.
+
+    An integer ``logits_to_keep=k`` slices the hidden states ``[:, -k:]``, a strided view, and the output layer
+    applied to a strided 3-D input broadcasts its (V, d) weight to every row (a copy of B x d x V values, a
+    third of the evaluation's time on SmolLM2); index positions give a contiguous (B, k, d) and the same
+    logits (`benchmarks/last_position_logits.py` checks both and times them).
+    """
+    return torch.arange(length - count, length, device=device)
+
+
 @torch.no_grad()
 def score_candidates(model: nn.Module, batch: dict[str, Tensor], use_cache: bool = True) -> Tensor:
     """The score ``s_k`` of every candidate, (B, K); ``-inf`` where a row has fewer than K candidates.
@@ -52,7 +63,7 @@ def score_candidates(model: nn.Module, batch: dict[str, Tensor], use_cache: bool
             attention_mask=attention_mask,
             position_ids=positions,
             use_cache=True,
-            logits_to_keep=1,
+            logits_to_keep=last_positions(input_ids.shape[1], 1, input_ids.device),
         )
         cache = prompt.past_key_values
         cache.reorder_cache(rows)  # one copy of each prompt's cache per candidate
@@ -72,7 +83,7 @@ def score_candidates(model: nn.Module, batch: dict[str, Tensor], use_cache: bool
             attention_mask=full_mask,
             position_ids=sequence_positions,
             use_cache=False,
-            logits_to_keep=response_length + 1,
+            logits_to_keep=last_positions(sequences.shape[1], response_length + 1, sequences.device),
         )
         logits = output.logits[:, :-1]  # (N, Tc, V): position t predicts token t + 1
     scores = _response_log_probs(logits, tokens, batch["score_mask"][rows, columns] * mask)  # (N,)
