@@ -306,6 +306,7 @@ def test_two_run_sweep_records_skips_and_reports(olmo_wheel, tiny_model_dir, tmp
     assert first["validation"]["at_end"] and 0 <= first["validation"]["accuracy"]["avg"] <= 1
     assert first["commands"]["fit"].startswith("gatera-lab fit --config configs/hira.yaml --config ")
     assert Path(first["fit"]["checkpoint"]).is_file() and first["fit"]["wall_seconds"] > 0
+    assert first["fit"]["peak_memory_gib"] > 0
 
     out = tmp_path / "docs" / "results.md"
     assert main(["report", "--records", str(records_dir), "--out", str(out), "--sweep", str(sweep)]) == 0

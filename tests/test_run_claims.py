@@ -10,11 +10,13 @@ import os
 import signal
 import socket
 from collections import Counter
+from types import SimpleNamespace
 
 import pytest
 
 from gatera_lab.errors import ConfigError
-from gatera_lab.experiments.run_claims import claim_path, claim_run, claimed_by_others
+from gatera_lab.experiments.command import next_run
+from gatera_lab.experiments.run_claims import claim_path, claim_run, claimed_by_others, take_slot
 from tests.claim_worker import ClaimHolder, Worker
 
 
@@ -89,3 +91,26 @@ def test_a_claim_path_that_cannot_be_locked_is_an_error_naming_it(tmp_path):
         claimed_by_others(tmp_path, ["run-a"])
     with pytest.raises(ConfigError, match=r"run-a\.claim"), claim_run(tmp_path, "run-a"):
         pass
+
+
+def test_fit_slots_bound_the_fits_over_all_holders(tmp_path):
+    first, second = take_slot(tmp_path, "fit", 2), take_slot(tmp_path, "fit", 2)
+    assert first is not None and second is not None and take_slot(tmp_path, "fit", 2) is None
+    second.release()
+    again = take_slot(tmp_path, "fit", 2)
+    assert again is not None
+    first.release()
+    again.release()
+
+
+def test_a_worker_without_a_fit_slot_takes_a_run_that_needs_no_fit(tmp_path):
+    fit = SimpleNamespace(name="fit-me", kind="train")
+    test = SimpleNamespace(name="test-me", kind="train")
+    statuses = {"fit-me": "pending", "test-me": "needs_test"}
+    spec = SimpleNamespace(concurrent_fits=1)
+    run, slot = next_run([fit, test], statuses, spec, tmp_path)  # the slot is free: the fit goes first
+    assert run is fit and slot is not None
+    assert next_run([fit, test], statuses, spec, tmp_path) == (test, None)  # another holder fits meanwhile
+    assert next_run([fit], statuses, spec, tmp_path) == (None, None)  # nothing to do without a slot: wait
+    slot.release()
+    assert next_run([fit], statuses, SimpleNamespace(concurrent_fits=None), tmp_path) == (fit, None)

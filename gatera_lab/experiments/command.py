@@ -12,7 +12,9 @@ were done, or the next run's estimate would overrun ``--budget-minutes``. The es
 
 ``--only`` keeps the runs whose name, method, family or phase is NAME (and a kept final run's search). A
 failed run is reported and skipped; the exit status is then 1. Several workers may share a sweep: each
-claims a run before starting it (`run_claims`) and, while only runs that others hold are left, waits.
+claims a run before starting it (`run_claims`) and, while only runs that others hold are left, waits. With
+``concurrent_fits: N`` at most N fits run at once over all workers (a fit's memory is the largest; a worker
+without a fit slot takes a run that only needs its test or measurements).
 """
 
 from __future__ import annotations
@@ -22,12 +24,15 @@ import shlex
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+
+from filelock import FileLock
 
 from gatera_lab.errors import ConfigError, GateraError
 from gatera_lab.experiments.plan import Plan, PlannedRun, build_plan, run_status
 from gatera_lab.experiments.records import load_records
-from gatera_lab.experiments.run_claims import claim_run, claimed_by_others
+from gatera_lab.experiments.run_claims import claim_run, claimed_by_others, take_slot
 from gatera_lab.experiments.run_config import caching_resolver, get_path
 from gatera_lab.experiments.run_process import RunContext, RunFailed, execute_run
 from gatera_lab.experiments.sweep_file import SweepSpec, load_sweep
@@ -105,6 +110,25 @@ def print_plan(plan: Plan, records: dict, spec: SweepSpec, only: list[str]) -> N
     print(f"estimated time left for the named runs: {total / 60:.0f} min (waiting groups not counted)")
 
 
+def next_run(
+    todo: list[PlannedRun], statuses: dict[str, str], spec: SweepSpec, runs_dir: Path
+) -> tuple[PlannedRun | None, FileLock | None]:
+    """The first run of ``todo`` this worker can start, with the fit slot it took for it (`concurrent_fits`:
+    a run that needs a fit waits for a free slot, and a run that needs no fit goes first meanwhile)."""
+    for run in todo:
+        if not (spec.concurrent_fits and run.kind == "train" and statuses[run.name] == "pending"):
+            return run, None
+        slot = take_slot(runs_dir, "fit", spec.concurrent_fits)
+        if slot is not None:
+            return run, slot
+    return None, None
+
+
+def _release(slot: FileLock | None) -> None:
+    if slot is not None and slot.is_locked:
+        slot.release()
+
+
 def run_sweep(args: argparse.Namespace, argv: list[str], wait: Callable[[float], None] = time.sleep) -> int:
     """Run the sweep ``args`` names; returns the exit status.
 
@@ -157,7 +181,12 @@ def run_sweep(args: argparse.Namespace, argv: list[str], wait: Callable[[float],
             print(f"waiting for {len(held)} run(s) other workers hold: {', '.join(sorted(held))}", flush=True)
             wait(POLL_SECONDS)
             continue
-        run, status = todo[0], statuses[todo[0].name]
+        run, slot = next_run(todo, statuses, spec, context.runs_dir)
+        if run is None:
+            print("waiting: the open runs need a fit and other workers hold every fit slot", flush=True)
+            wait(POLL_SECONDS)
+            continue
+        status = statuses[run.name]
         estimate = estimate_seconds(run, status, spec)
         if (
             args.budget_minutes is not None
@@ -167,21 +196,25 @@ def run_sweep(args: argparse.Namespace, argv: list[str], wait: Callable[[float],
             print(
                 f"stopping: {run.name} needs about {minutes}, past --budget-minutes {args.budget_minutes:g}"
             )
+            _release(slot)
             break
         with claim_run(context.runs_dir, run.name) as won:
             record = load_records(records_dir).get(run.name) if won else None  # as it is now that it is ours
             if not won or run_status(run, record) != status:
+                _release(slot)
                 continue  # another worker claimed or finished it a moment ago
             attempted.add((run.name, status, tuple(run.phases)))
             print(
                 f"[{done + len(failed) + 1}] {run.name} ({status}, about {estimate / 60:.0f} min)", flush=True
             )
             try:
-                execute_run(run, record, context)
+                execute_run(run, record, context, after_fit=partial(_release, slot))
                 done += 1
             except RunFailed as error:
                 failed.append(run.name)
                 print(f"gatera-lab sweep: run failed: {error}", file=sys.stderr)
+            finally:
+                _release(slot)
     records, plan, statuses = current()
     left = sum(status != "done" for status in statuses.values())
     print(

@@ -82,3 +82,15 @@ def claim_run(runs_dir: Path, name: str) -> Iterator[bool]:
     finally:
         if won:
             lock.release()
+
+
+def take_slot(runs_dir: Path, kind: str, count: int) -> FileLock | None:
+    """One of ``count`` slots of ``kind`` over all workers (``fit``: at most ``count`` fits at once), held
+    by an OS lock like a claim; None when other holders have them all. The caller releases the lock."""
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        path = runs_dir / f"{kind}-slot-{index}{SUFFIX}"
+        lock = _lock(path)
+        if _try_lock(lock, path):
+            return lock
+    return None

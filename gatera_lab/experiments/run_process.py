@@ -82,9 +82,14 @@ def run_stage(stage: str, run: PlannedRun, context: RunContext, record: dict | N
 
 
 def execute_run(
-    run: PlannedRun, record: dict[str, Any] | None, context: RunContext, log: Callable[[str], None] = print
+    run: PlannedRun,
+    record: dict[str, Any] | None,
+    context: RunContext,
+    log: Callable[[str], None] = print,
+    after_fit: Callable[[], None] | None = None,
 ) -> dict[str, Any] | None:
-    """Do what ``run`` still needs given its ``record``: nothing, its test, or fit then test."""
+    """Do what ``run`` still needs given its ``record``: nothing, its test, or fit then test (and its gate
+    measurements); ``after_fit`` is called when a fit stage ends (the sweep frees its fit slot there)."""
     status = run_status(run, record)
     if status == "done":
         return record
@@ -94,7 +99,11 @@ def execute_run(
             if status != "pending":
                 log(f"  the checkpoint of {run.name} is gone ({checkpoint}); training it again")
             log(f"  fit: {run.name} (folder {context.runs_dir / run.name / 'fit'})")
-            record = run_stage("fit", run, context, record)
+            try:
+                record = run_stage("fit", run, context, record)
+            finally:
+                if after_fit is not None:
+                    after_fit()
     for stage, needed in (("test", "needs_test"), ("gates", "needs_gates"), ("gate_skip", "needs_gate_skip")):
         if run_status(run, record) in (needed, "pending"):
             log(f"  {stage}: {run.name} (folder {context.runs_dir / run.name / stage})")

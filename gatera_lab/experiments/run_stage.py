@@ -29,7 +29,7 @@ from lightning.pytorch.callbacks import Callback
 
 from gatera_lab.diagnostics.final_gate_probe import FinalGateProbe
 from gatera_lab.evaluation.results_table import COMMONSENSE_COLUMNS
-from gatera_lab.experiments.machine import describe_machine, git_commit
+from gatera_lab.experiments.machine import describe_machine, git_commit, peak_memory_gib
 from gatera_lab.experiments.plan import PlannedRun
 from gatera_lab.experiments.records import write_record
 from gatera_lab.experiments.run_config import build_cli, command_line, get_path
@@ -149,6 +149,7 @@ def fit_stage(run: PlannedRun, context: RunContext, previous: dict[str, Any] | N
             "checkpoint": str(checkpoint),
             "steps": trainer.global_step,
             "wall_seconds": round(seconds, 1),
+            "peak_memory_gib": peak_memory_gib(),  # of the process that ran the fit
             "final": training_summary(trainer),
         },
         validation=validation_summary(validations.points, tasks, trainer.global_step),
@@ -196,6 +197,7 @@ def test_stage(run: PlannedRun, context: RunContext, record: dict[str, Any] | No
         "rows": compact_rows(results.get("rows") or []),
         "log_dir": str(cli.trainer.log_dir),
         "wall_seconds": round(seconds, 1),
+        "peak_memory_gib": peak_memory_gib(),
         "machine": describe_machine(context.threads),
     }
     if record is None:  # zero-shot: the test is the whole run

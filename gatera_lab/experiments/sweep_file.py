@@ -20,6 +20,7 @@ A sweep file is a YAML mapping of the `SweepSpec` fields::
     seconds_per_test: 300.0              # ... and of a test (`command.estimate_seconds`)
     gate_skip: {thresholds: [0.1, 0.25, 0.5], rows_per_task: 50, seeds: [42]}   # on gated finals
     seconds_per_gate_skip: 600.0         # ... and of a gate-skip measurement
+    concurrent_fits: 1                   # at most one fit at a time over all workers (null: no limit)
     budget: "free text: the budget and why, shown on the results page"
     claims: configs/sweeps/claims.yaml   # the papers' claims the report checks (`claims_file`)
 
@@ -99,6 +100,7 @@ class SweepSpec:
     seconds_per_test: NonNegativeFloat = 300.0
     gate_skip: Optional[GateSkipSpec] = None  # noqa: UP045
     seconds_per_gate_skip: NonNegativeFloat = 600.0
+    concurrent_fits: Optional[PositiveInt] = None  # noqa: UP045 (at most this many fits at once: memory)
     budget: str = ""
     claims: Optional[str] = None  # noqa: UP045
     path: Path = Path("sweep.yaml")
