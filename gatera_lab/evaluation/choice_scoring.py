@@ -30,7 +30,7 @@ def last_positions(length: int, count: int, device: torch.device) -> Tensor:
 
     An integer ``logits_to_keep=k`` slices the hidden states ``[:, -k:]``, a strided view, and the output layer
     applied to a strided 3-D input broadcasts its (V, d) weight to every row (a copy of B x d x V values, a
-    third of the evaluation's time on SmolLM2); index positions give a contiguous (B, k, d) and the same
+    largest single cost of evaluating SmolLM2); index positions give a contiguous (B, k, d) and the same
     logits (`benchmarks/last_position_logits.py` checks both and times them).
     """
     return torch.arange(length - count, length, device=device)
