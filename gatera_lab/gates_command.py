@@ -2,10 +2,9 @@
 
     gatera-lab gates --ckpt CKPT --prompt "..." --out gates.png [--max-new-tokens N] [--base-model PATH]
 
-The method is rebuilt from the checkpoint's ``gatera`` metadata (its class imported from
-``method_class_path`` and instantiated with ``method_hparams``), applied to the base model (``--base-model``,
-else the ``base_model`` recorded in the checkpoint), and the adapter tensors are loaded (keys without their
-``model.`` prefix). The prompt is then continued greedily and every gated module's gate on every token is
+The checkpoint's adapter is loaded as ``gatera-lab export`` loads it (`gatera_lab.export.load_checkpoint_adapter`:
+the method rebuilt from the ``gatera`` metadata, applied to ``--base-model`` or the recorded base, whose
+fingerprint must match); an ungated checkpoint is refused first. The prompt is then continued greedily and every gated module's gate on every token is
 drawn by `gatera_lab.diagnostics.plotting.gate_figure`: prompt tokens (prefill) and generated tokens
 (decode) side by side, the boundary marked, with histograms of both below. The checkpoint is unpickled with
 ``weights_only=True`` (`gatera_lab.checkpoint_file.load_checkpoint_file`): a file holding anything but
@@ -15,14 +14,9 @@ tensors and plain values is refused before it can run code.
 from __future__ import annotations
 
 import argparse
-import importlib
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import nn
-
-from gatera_lab.adapter_method import AdapterMethod, adapter_state_dict
 from gatera_lab.checkpoint_file import load_checkpoint_file
 from gatera_lab.checkpoint_metadata import METADATA_KEY
 from gatera_lab.command_entry import run_command
@@ -73,78 +67,21 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
-def import_method_class(class_path: str) -> type[AdapterMethod]:
-    module_name, _, class_name = class_path.rpartition(".")
-    try:
-        method_class = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError, ValueError) as error:
-        raise ConfigError(f"cannot import the checkpoint's method class {class_path!r}: {error}") from error
-    if not (isinstance(method_class, type) and issubclass(method_class, AdapterMethod)):
-        raise ConfigError(f"the checkpoint's method class {class_path!r} is not an AdapterMethod")
-    return method_class
-
-
-def rebuild_method(metadata: dict[str, Any], path: str | Path) -> AdapterMethod:
-    """The checkpoint's method, refusing an ungated one."""
-    hparams = dict(metadata.get("method_hparams") or {})
-    name = metadata.get("method_name")
-    if not hparams.get("gate"):
-        raise ConfigError(
-            f"{path}: method {name!r} is ungated (gate=False), so it has no token gates to render; "
-            "`gatera-lab gates` needs a checkpoint of a gated method such as hira_gate, lora_gate or dora_gate"
-        )
-    method_class = import_method_class(str(metadata.get("method_class_path")))
-    try:
-        return method_class(**hparams)
-    except TypeError as error:
-        raise ConfigError(
-            f"{path}: cannot rebuild {method_class.__name__} from {hparams}: {error}"
-        ) from error
-
-
-def load_adapter(model: nn.Module, state_dict: dict[str, torch.Tensor], path: str | Path) -> None:
-    """Copy the adapter tensors (keys prefixed ``model.``) into ``model``, which must have exactly those."""
-    state = {key.removeprefix(PREFIX): value for key, value in state_dict.items()}
-    expected = set(adapter_state_dict(model))
-    missing, unexpected = expected - set(state), set(state) - expected
-    if missing or unexpected:
-        raise CheckpointMismatchError(
-            f"{path}: the adapter tensors do not match the rebuilt model: missing {sorted(missing)[:5]}, "
-            f"unexpected {sorted(unexpected)[:5]}"
-        )
-    model.load_state_dict(state, strict=False)
-
-
 def load_gated_model(ckpt: str | Path, base_model: str | None = None, device: str = "cpu"):
-    """``(model, tokenizer, metadata)``: the base model with the checkpoint's gated adapter, in eval mode."""
-    from gatera_lab.model_loading import load_causal_lm, load_tokenizer
+    """``(model, tokenizer, metadata)``: the base model with the checkpoint's gated adapter, in eval mode
+    (`gatera_lab.export.load_checkpoint_adapter`); an ungated checkpoint is refused before a model loads."""
+    from gatera_lab.export.checkpoint_adapter import load_checkpoint_adapter
+    from gatera_lab.model_loading import load_tokenizer
 
-    checkpoint = read_checkpoint(ckpt)
-    metadata = checkpoint[METADATA_KEY]
-    method = rebuild_method(metadata, ckpt)
-    base = base_model or metadata.get("base_model")
-    if not base:
-        raise ConfigError(f"{ckpt}: the checkpoint records no base model; pass --base-model")
-    model = load_causal_lm(base, dtype=torch.float32)
-    tokenizer = load_tokenizer(base)
-    method.apply(model)
-    _check_fingerprint(model, metadata, base, ckpt)
-    load_adapter(model, checkpoint.get("state_dict", {}), ckpt)
-    return model.to(device).eval(), tokenizer, metadata
-
-
-def _check_fingerprint(model: nn.Module, metadata: dict[str, Any], base: str, path: str | Path) -> None:
-    saved = metadata.get("fingerprint")
-    if not saved:
-        return
-    from gatera_lab.fingerprint import base_model_fingerprint, describe_difference
-
-    current = base_model_fingerprint(model)
-    if saved != current:
-        raise CheckpointMismatchError(
-            f"{path}: trained on base model {metadata.get('base_model')!r}, but {base!r} differs: "
-            f"{describe_difference(saved, current)}"
+    metadata = read_checkpoint(ckpt)[METADATA_KEY]
+    if not (metadata.get("method_hparams") or {}).get("gate"):
+        raise ConfigError(
+            f"{ckpt}: method {metadata.get('method_name')!r} is ungated (gate=False), so it has no token gates "
+            "to render; `gatera-lab gates` needs a checkpoint of a gated method such as hira_gate, lora_gate "
+            "or dora_gate"
         )
+    adapted = load_checkpoint_adapter(ckpt, base_model=base_model)
+    return adapted.model.to(device).eval(), load_tokenizer(adapted.base_model), metadata
 
 
 def run(args: argparse.Namespace) -> str:

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from gatera_lab.diagnostics.gate_capture import GateCapture
 from gatera_lab.diagnostics.gate_statistics import describe_module, short_name
 from gatera_lab.errors import ConfigError
+from gatera_lab.evaluation.choice_scoring import last_positions
 
 
 @dataclass(frozen=True)
@@ -89,9 +90,12 @@ def trace_generation(
         raise ConfigError(f"the prompt {prompt!r} has no tokens")
     modes = {module: module.training for module in model.modules()}
     generated: list[int] = []
-    # only the last position's logits are needed from the prefill pass (Hugging Face models take logits_to_keep)
+    # only the last position's logits are needed from the prefill pass (Hugging Face models take logits_to_keep;
+    # by index, as choice scoring does: an integer slices a strided view and the output layer copies its weight)
     last_only = (
-        {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+        {"logits_to_keep": last_positions(prompt_ids.shape[1], 1, device)}
+        if "logits_to_keep" in inspect.signature(model.forward).parameters
+        else {}
     )
     model.eval()
     capture.start()
