@@ -521,6 +521,7 @@ def test_report_of_a_complete_sweep_states_the_claims_from_the_numbers(resolver,
     )
     assert page.count("→ **reproduced**") >= 3
     assert "seeded sample of 10 test rows per task (sample seed 0)" in page
+    assert "- tests: 15 run(s), 26.67 rows per second on average (1.0 min per test of 1,600 rows)" in page
     assert "| hira_gate | 42 | off | 50.00 | +0.00 | 0.0% | 20 |" in page
     assert "| hira_gate | 42 | 0.5 | 48.75 | -1.25 | 40.0% | 15 |" in page
     assert "| zero-shot (base model) | 30.0 |" in page and "| hira_gate | 53.0 ± 1.4 |" in page

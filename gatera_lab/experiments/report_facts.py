@@ -106,6 +106,17 @@ def machine_and_time(data: ReportData) -> str:
         f"- {method}: {sum(s) / len(s) / 60:.1f} min per training run ({len(s)} runs)"
         for method, s in per_method.items()
     ]
+    tests = [
+        (len(test["rows"]["ids"]), test["wall_seconds"])
+        for record in recorded(data)
+        if (test := record.get("test")) and (test.get("rows") or {}).get("ids") and test.get("wall_seconds")
+    ]
+    if tests:
+        rows, seconds = sum(count for count, _ in tests), sum(seconds for _, seconds in tests)
+        lines.append(
+            f"- tests: {len(tests)} run(s), {rows / seconds:.2f} rows per second on average "
+            f"({seconds / len(tests) / 60:.1f} min per test of {rows // len(tests):,} rows)"
+        )
     return "\n".join(lines) + "\n"
 
 
