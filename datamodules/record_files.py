@@ -51,7 +51,7 @@ def read_record_file(path: str | Path, what: str = "instruction file") -> FileRe
     if path.is_dir():
         rows = _read_saved_dataset(path)
     elif path.suffix.lower() == ".jsonl":
-        return _checked(path, *_read_jsonl(path))
+        return _checked(path, *read_jsonl(path))
     elif path.suffix.lower() in DATASETS_FORMATS:
         rows = _read_with_datasets(path, DATASETS_FORMATS[path.suffix.lower()])
     elif path.suffix.lower() == ".json" or not path.suffix:
@@ -76,7 +76,7 @@ def _checked(path: Path, rows: list[Any], places: list[str]) -> FileRecords:
     return FileRecords(path, rows, places)
 
 
-def _read_jsonl(path: Path) -> tuple[list[Any], list[str]]:
+def read_jsonl(path: Path) -> tuple[list[Any], list[str]]:
     """The values of the non-blank lines of a JSONL file, and their places (``file, line n``, from 1)."""
     try:
         text = decode_json_bytes(path.read_bytes(), str(path))

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from gatera_lab.command_entry import run_command, write_output
+from gatera_lab.datamodules.record_files import read_jsonl
 from gatera_lab.errors import ConfigError
 from gatera_lab.evaluation.paired_comparison import PairedDifference, paired_difference, verdict
 
@@ -70,16 +71,14 @@ def rows_file(path: str) -> Path:
 def read_outcomes(path: Path, metric: str) -> dict[str, tuple[str, int]]:
     """``{row id: (task, 1 if right else 0)}`` of one run's rows under ``metric``."""
     outcomes = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    rows, places = read_jsonl(path)  # the project's JSONL reader: errors name the file and line
+    for row, place in zip(rows, places, strict=True):
         try:
-            row = json.loads(line)
             row_id, task, gold, answer = row["row_id"], row["task"], row["gold"], row[metric]
-        except (json.JSONDecodeError, KeyError, TypeError) as error:
-            raise ConfigError(f"{path}, line {number}: not a row outcome with '{metric}' ({error})") from None
+        except (KeyError, TypeError) as error:
+            raise ConfigError(f"{place}: not a row outcome with '{metric}' ({error})") from None
         if not row_id:
-            raise ConfigError(f"{path}, line {number}: the row has no row_id, so it cannot be paired")
+            raise ConfigError(f"{place}: the row has no row_id, so it cannot be paired")
         outcomes[row_id] = (task, int(answer == gold))
     if not outcomes:
         raise ConfigError(f"{path}: no rows")

@@ -149,13 +149,8 @@ class GateClaim:
         )
 
 
-def gate_claim(label: str, records: dict[str, dict[str, Any]], larger: str, smaller: str) -> GateClaim:
-    """`GateClaim` of ``larger`` over ``smaller`` (`row_values` keys) in each of ``records`` (label -> record)."""
-    pairs, left_out = {}, []
-    for name, record in records.items():
-        values = (row_values(record, larger), row_values(record, smaller))
-        if values[0] is None or values[1] is None:
-            left_out.append(name)
-        else:
-            pairs[name] = values
-    return GateClaim(label, pairs, tuple(left_out))
+def gate_claim(label: str, pairs: dict[str, tuple[list[float] | None, list[float] | None]]) -> GateClaim:
+    """`GateClaim` of the per-row ``(larger, smaller)`` of each run (`row_values`); a run missing either side
+    (no per-row statistics) is left out and counted."""
+    complete = {name: pair for name, pair in pairs.items() if pair[0] is not None and pair[1] is not None}
+    return GateClaim(label, complete, tuple(name for name in pairs if name not in complete))

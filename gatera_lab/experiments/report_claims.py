@@ -9,7 +9,7 @@ gated run is recorded). The statistics and verdicts are those of `claims`.
 from __future__ import annotations
 
 from gatera_lab.evaluation.results_table import COMMONSENSE_COLUMNS
-from gatera_lab.experiments.claims import GateClaim, compare, gate_claim, row_values
+from gatera_lab.experiments.claims import compare, gate_claim, row_values
 from gatera_lab.experiments.claims_file import ClaimsSpec
 from gatera_lab.experiments.report_data import Finals, ReportData, num
 from gatera_lab.experiments.seed_results import entropy_tested, gate_value, mean_std, seed_cells
@@ -43,7 +43,16 @@ def gate_lines(claims: ClaimsSpec, finals: Finals) -> list[str]:
         for seed, run in runs.items()
         if run.record.get("gates")
     }
-    return [gate_claim(spec.label, records, spec.larger, spec.smaller).sentence() for spec in claims.gates]
+    return [
+        gate_claim(
+            spec.label,
+            {
+                name: (row_values(record, spec.larger), row_values(record, spec.smaller))
+                for name, record in records.items()
+            },
+        ).sentence()
+        for spec in claims.gates
+    ]
 
 
 def majority_claim(data: ReportData) -> list[str]:
@@ -103,10 +112,9 @@ def entropy_claims(data: ReportData) -> list[str]:
             for seed, record in seeds.items()
             if value > 0 and seed in zero_gates
         }
-        complete = {name: pair for name, pair in pairs.items() if None not in pair}
         if pairs:
             label = f"Near-binary share of gates (< 0.1 or > 0.9), lambda {value:g} minus lambda 0, per held-out row"
-            lines.append(GateClaim(label, complete, tuple(set(pairs) - set(complete))).sentence())
+            lines.append(gate_claim(label, pairs).sentence())
     shares = "; ".join(
         f"lambda {value:g}: {num(mean_std([gate_value(record, 'near_binary') for record in seeds.values()])[0])}"
         for value, seeds in data.entropy.items()
