@@ -2,10 +2,10 @@
 
     gatera-lab gates --ckpt CKPT --prompt "..." --out gates.png [--max-new-tokens N] [--base-model PATH]
 
-The checkpoint's adapter is loaded as ``gatera-lab export`` loads it (`gatera_lab.export.load_checkpoint_adapter`:
-the method rebuilt from the ``gatera`` metadata, applied to ``--base-model`` or the recorded base, whose
-fingerprint must match); an ungated checkpoint is refused first. The prompt is then continued greedily and every gated module's gate on every token is
-drawn by `gatera_lab.diagnostics.plotting.gate_figure`: prompt tokens (prefill) and generated tokens
+The checkpoint's adapter is loaded as ``gatera-lab export`` loads it
+(`gatera_lab.export.load_checkpoint_adapter`: the method rebuilt from the ``gatera`` metadata, applied to
+``--base-model`` or the recorded base, whose fingerprint must match); an ungated checkpoint is refused first.
+The prompt is then continued greedily and every gated module's gate on every token is drawn by `gatera_lab.diagnostics.plotting.gate_figure`: prompt tokens (prefill) and generated tokens
 (decode) side by side, the boundary marked, with histograms of both below. The checkpoint is unpickled with
 ``weights_only=True`` (`gatera_lab.checkpoint_file.load_checkpoint_file`): a file holding anything but
 tensors and plain values is refused before it can run code.
@@ -24,8 +24,6 @@ from gatera_lab.diagnostics.generation_trace import trace_generation
 from gatera_lab.diagnostics.plotting import gate_figure, gate_figure_size_px, save_png
 from gatera_lab.errors import CheckpointMismatchError, ConfigError
 from gatera_lab.prompt_format import render_prompt
-
-PREFIX = "model."
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -93,6 +93,11 @@ def _rounded(values: list[float]) -> list[float | None]:
     return [round(value, 5) if math.isfinite(value) else None for value in values]
 
 
+def _finite(value: float) -> float | None:
+    """``value``, or None where it is NaN (strict JSON has no NaN)."""
+    return value if math.isfinite(value) else None
+
+
 def _summary(values: Tensor) -> dict[str, float | None]:
     summary = summarize(values)
     numbers = {
@@ -104,7 +109,7 @@ def _summary(values: Tensor) -> dict[str, float | None]:
         "near_binary": summary.near_binary,
         "entropy": float(binary_entropy(values).mean()) if values.numel() else math.nan,
     }
-    return {key: value if math.isfinite(value) else None for key, value in numbers.items()}
+    return {key: _finite(value) for key, value in numbers.items()}
 
 
 def _histogram(values: Tensor, bins: int) -> list[int]:
@@ -198,8 +203,8 @@ class FinalGateProbe(Callback):
             values = {part: torch.cat(chunks) for part, chunks in parts.items()}
             groups[group] = {
                 **_summary(values["all"]),
-                "prompt_mean": _summary(values["prompt"])["mean"],
-                "response_mean": _summary(values["response"])["mean"],
+                "prompt_mean": _finite(summarize(values["prompt"]).mean),
+                "response_mean": _finite(summarize(values["response"]).mean),
             }
             if group == "all":
                 histograms = {part: _histogram(values[part], self.bins) for part in ("prompt", "response")}
@@ -238,7 +243,7 @@ class FinalGateProbe(Callback):
         return {
             "prompt": self.probe_prompt,
             "prefill_mean": trace.prefill_mean,
-            "decode_mean": trace.decode_mean if math.isfinite(trace.decode_mean) else None,
+            "decode_mean": _finite(trace.decode_mean),
             "n_prompt": trace.n_prompt,
             "tokens": trace.tokens,
             "layers": labels,

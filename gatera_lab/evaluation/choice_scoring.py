@@ -29,8 +29,8 @@ def last_positions(length: int, count: int, device: torch.device) -> Tensor:
     """The indices of the last ``count`` of ``length`` positions, (count,), for ``logits_to_keep``.
 
     An integer ``logits_to_keep=k`` slices the hidden states ``[:, -k:]``, a strided view, and the output layer
-    applied to a strided 3-D input broadcasts its (V, d) weight to every row (a copy of B x d x V values, a
-    largest single cost of evaluating SmolLM2); index positions give a contiguous (B, k, d) and the same
+    applied to a strided 3-D input broadcasts its (V, d) weight to every row (a copy of B x d x V values,
+    the largest single cost of evaluating SmolLM2); index positions give a contiguous (B, k, d) and the same
     logits (`benchmarks/last_position_logits.py` checks both and times them).
     """
     return torch.arange(length - count, length, device=device)

@@ -104,8 +104,13 @@ def execute_run(
             finally:
                 if after_fit is not None:
                     after_fit()
-    for stage, needed in (("test", "needs_test"), ("gates", "needs_gates"), ("gate_skip", "needs_gate_skip")):
-        if run_status(run, record) in (needed, "pending"):
+    stages = (
+        ("test", ("needs_test", "pending")),
+        ("gates", ("needs_gates",)),
+        ("gate_skip", ("needs_gate_skip",)),
+    )
+    for stage, needed in stages:  # "pending" after the fit: a zero-shot run, whose test is the whole run
+        if run_status(run, record) in needed:
             log(f"  {stage}: {run.name} (folder {context.runs_dir / run.name / stage})")
             record = run_stage(stage, run, context, record)
     return record
