@@ -154,7 +154,7 @@ def test_quick_overlay_fits_then_tests_the_eight_tasks(tiny_model_dir, tmp_path,
         "3",
         "--data.val_size",
         "8",
-        "--data.test_limit",
+        "--data.test_sample",
         "2",
         "--data.max_length",
         "64",
@@ -190,6 +190,7 @@ def test_quick_overlay_fits_then_tests_the_eight_tasks(tiny_model_dir, tmp_path,
     (checkpoint,) = (tmp_path / "lightning_logs" / "version_0" / "checkpoints").glob("*.ckpt")
     test_args = ["test", "--config", "configs/hira_gate.yaml", "--config", "configs/quick.yaml", *args[5:]]
     test_args += ["--ckpt_path", str(checkpoint), "--model.eval_protocol", "generation"]
+    test_args += ["--data.format", "llm_adapters"]  # generation answers with the papers' labels
     test_args += ["--model.generation_max_new_tokens", "4"]
     assert main(test_args) == 0
     retested = json.loads((tmp_path / "lightning_logs" / "version_1" / "test_results.json").read_text())
