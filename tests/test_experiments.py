@@ -432,6 +432,7 @@ def fake_test(run, average: float) -> dict:
         "counts": {task: [round(200 * average), 200] for task in TASKS},
         "rows": compact_test_rows(average),
         "wall_seconds": 60.0,
+        "peak_memory_gib": 7.1,
     }
 
 
@@ -457,7 +458,7 @@ def test_report_of_a_complete_sweep_states_the_claims_from_the_numbers(resolver,
                         "accuracy": {"avg": 0.5 if run.learning_rate == 1e-3 else 0.4},
                         "loss": 1.0,
                     },
-                    "fit": {"wall_seconds": 900.0},
+                    "fit": {"wall_seconds": 900.0, "peak_memory_gib": 12.5 if "dora" in run.method else 9.0},
                     "gates": fake_gates(0.2, 0.7, 0.1 + (run.entropy_weight or 0)) if gated else None,
                     "machine": {"cpu": "test cpu", "cores": 2, "torch_threads": 2},
                 },
@@ -521,7 +522,15 @@ def test_report_of_a_complete_sweep_states_the_claims_from_the_numbers(resolver,
     )
     assert page.count("→ **reproduced**") >= 3
     assert "seeded sample of 10 test rows per task (sample seed 0)" in page
-    assert "- tests: 15 run(s), 26.67 rows per second on average (1.0 min per test of 1,600 rows)" in page
+    assert (
+        "- tests: 15 run(s), 26.67 rows per second on average (1.0 min per test of 1,600 rows, 1.0 to 1.0), "
+        "peak memory 7.1 GiB" in page
+    )
+    (dora_time,) = [line for line in page.splitlines() if line.startswith("- dora: ")]
+    assert (
+        dora_time.endswith(" runs, 15.0 to 15.0), peak memory 12.5 GiB")
+        and "15.0 min per training run" in dora_time
+    )
     assert "| hira_gate | 42 | off | 50.00 | +0.00 | 0.0% | 20 |" in page
     assert "| hira_gate | 42 | 0.5 | 48.75 | -1.25 | 40.0% | 15 |" in page
     assert "| zero-shot (base model) | 30.0 |" in page and "| hira_gate | 53.0 ± 1.4 |" in page

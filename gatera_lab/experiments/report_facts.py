@@ -85,37 +85,48 @@ def budget(data: ReportData) -> str:
     return text + (f"\n\nFrom the sweep file: {data.spec.budget}\n" if data.spec.budget else "\n")
 
 
+def _peak(stages: list[dict]) -> str:
+    """ ", peak memory X GiB" (the largest a stage recorded), or "" where none recorded it."""
+    peaks = [stage["peak_memory_gib"] for stage in stages if stage.get("peak_memory_gib")]
+    return f", peak memory {max(peaks):.1f} GiB" if peaks else ""
+
+
 def machine_and_time(data: ReportData) -> str:
-    """The machines of the recorded runs, the compute they recorded and each method's time per fit."""
+    """The machines of the recorded runs, the compute they recorded, each method's time and peak memory per
+    fit, and the tests' speed."""
     machines: dict[str, int] = {}
-    per_method: dict[str, list[float]] = {}
+    fits: dict[str, list[dict]] = {}
     fit_seconds = test_seconds = 0.0
     for record in recorded(data):
         machine = describe(record.get("machine"))
         machines[machine] = machines.get(machine, 0) + 1
-        fit = (record.get("fit") or {}).get("wall_seconds")
-        fit_seconds += fit or 0.0
+        fit = record.get("fit") or {}
+        fit_seconds += fit.get("wall_seconds") or 0.0
         test_seconds += (record.get("test") or {}).get("wall_seconds") or 0.0
-        if fit:
-            per_method.setdefault(record["method"], []).append(fit)
+        if fit.get("wall_seconds"):
+            fits.setdefault(record["method"], []).append(fit)
     lines = [f"- {text}: {count} run(s)" for text, count in machines.items()] or ["- no run recorded yet"]
     lines.append(
         f"- compute recorded: {fit_seconds / 3600:.2f} h of training, {test_seconds / 3600:.2f} h of testing"
     )
-    lines += [
-        f"- {method}: {sum(s) / len(s) / 60:.1f} min per training run ({len(s)} runs)"
-        for method, s in per_method.items()
-    ]
+    for method, stages in fits.items():
+        minutes = [stage["wall_seconds"] / 60 for stage in stages]
+        lines.append(
+            f"- {method}: {sum(minutes) / len(minutes):.1f} min per training run ({len(minutes)} runs, "
+            f"{min(minutes):.1f} to {max(minutes):.1f}){_peak(stages)}"
+        )
     tests = [
-        (len(test["rows"]["ids"]), test["wall_seconds"])
+        test
         for record in recorded(data)
         if (test := record.get("test")) and (test.get("rows") or {}).get("ids") and test.get("wall_seconds")
     ]
     if tests:
-        rows, seconds = sum(count for count, _ in tests), sum(seconds for _, seconds in tests)
+        rows = sum(len(test["rows"]["ids"]) for test in tests)
+        minutes = [test["wall_seconds"] / 60 for test in tests]
         lines.append(
-            f"- tests: {len(tests)} run(s), {rows / seconds:.2f} rows per second on average "
-            f"({seconds / len(tests) / 60:.1f} min per test of {rows // len(tests):,} rows)"
+            f"- tests: {len(tests)} run(s), {rows / sum(minutes) / 60:.2f} rows per second on average "
+            f"({sum(minutes) / len(tests):.1f} min per test of {rows // len(tests):,} rows, "
+            f"{min(minutes):.1f} to {max(minutes):.1f}){_peak(tests)}"
         )
     return "\n".join(lines) + "\n"
 
