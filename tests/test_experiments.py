@@ -528,7 +528,7 @@ def test_report_of_a_complete_sweep_states_the_claims_from_the_numbers(resolver,
     )
     (dora_time,) = [line for line in page.splitlines() if line.startswith("- dora: ")]
     assert (
-        dora_time.endswith(" runs, 15.0 to 15.0), peak memory 12.5 GiB")
+        dora_time.endswith(" run(s), 15.0 to 15.0), peak memory 12.5 GiB")
         and "15.0 min per training run" in dora_time
     )
     assert "| hira_gate | 42 | off | 50.00 | +0.00 | 0.0% | 20 |" in page

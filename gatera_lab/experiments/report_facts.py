@@ -112,7 +112,7 @@ def machine_and_time(data: ReportData) -> str:
     for method, stages in fits.items():
         minutes = [stage["wall_seconds"] / 60 for stage in stages]
         lines.append(
-            f"- {method}: {sum(minutes) / len(minutes):.1f} min per training run ({len(minutes)} runs, "
+            f"- {method}: {sum(minutes) / len(minutes):.1f} min per training run ({len(minutes)} run(s), "
             f"{min(minutes):.1f} to {max(minutes):.1f}){_peak(stages)}"
         )
     tests = [
