@@ -57,7 +57,9 @@ VERDICT_RULE = (
     "interval lies on the claimed side of 0, *contradicted* when it lies on the other side, *smaller than "
     "the paper's effect* when it contains 0 but its upper end lies below the published difference, and *not "
     "resolved* otherwise (`gatera_lab/evaluation/paired_comparison.py`). Gate claims follow the same rule "
-    "in gate units, paired by held-out row within each run.\n"
+    "in gate units, paired by held-out row within each run. Over one seed (one run on each side) an "
+    "interval covers the sampling of the rows only, not how much two trainings with other seeds would "
+    "differ: claims over one seed are provisional until more seeds are recorded.\n"
 )
 
 
