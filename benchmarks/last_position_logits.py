@@ -22,25 +22,24 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.models import PRESETS, build_base_model, model_config, random_batch  # noqa: E402
+from benchmarks.models import (  # noqa: E402
+    add_single_model_options,
+    build_base_model,
+    model_config,
+    parse_single_model_options,
+    random_batch,
+)
 from benchmarks.timing import median, paired_ratio, round_robin  # noqa: E402
 from gatera_lab.evaluation.choice_scoring import last_positions  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="smollm2-135m", choices=list(PRESETS))
-    parser.add_argument(
-        "--layers", type=int, default=None, help="fewer decoder layers (default: the preset's)"
-    )
+    add_single_model_options(parser)
     parser.add_argument("--batch", type=int, default=16, help="prompts per pass (the study's eval batch)")
     parser.add_argument("--length", type=int, default=120, help="prompt tokens")
     parser.add_argument("--precision", choices=["bf16-mixed", "32"], default="bf16-mixed")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_single_model_options(parser, argv)
     device = torch.device("cpu")
     bf16 = args.precision == "bf16-mixed"
     model = build_base_model(

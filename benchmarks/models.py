@@ -6,6 +6,7 @@ tree but keeps the parameter tensors, so ten contenders cost the memory of one b
 
 from __future__ import annotations
 
+import argparse
 import copy
 
 import torch
@@ -78,3 +79,21 @@ def random_batch(vocab_size: int, batch: int, seq_len: int, device: torch.device
     """Token ids (batch, seq_len), uniformly random, deterministic for ``seed``."""
     generator = torch.Generator().manual_seed(seed)
     return torch.randint(0, vocab_size, (batch, seq_len), generator=generator).to(device)
+
+
+def add_single_model_options(parser: argparse.ArgumentParser) -> None:
+    """``--preset``, ``--layers``, ``--repeats`` and ``--threads``: the options of a one-model CPU timing."""
+    parser.add_argument("--preset", default="smollm2-135m", choices=list(PRESETS))
+    parser.add_argument(
+        "--layers", type=int, default=None, help="fewer decoder layers (default: the preset's)"
+    )
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+
+
+def parse_single_model_options(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse ``argv`` and apply ``--threads``."""
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return args

@@ -24,8 +24,7 @@ from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import memory  # noqa: E402
-from benchmarks.models import PRESETS, build_base_model, model_config, random_batch  # noqa: E402
+from benchmarks import memory, models  # noqa: E402
 from benchmarks.timing import median, paired_ratio, round_robin  # noqa: E402
 from gatera_lab.causal_lm_loss import causal_lm_loss  # noqa: E402
 from gatera_lab.registry import build_method  # noqa: E402
@@ -42,23 +41,18 @@ def all_positions_loss(logits: Tensor, input_ids: Tensor, response_mask: Tensor)
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="smollm2-135m", choices=list(PRESETS))
-    parser.add_argument(
-        "--layers", type=int, default=None, help="fewer decoder layers (default: the preset's)"
-    )
+    models.add_single_model_options(parser)
     parser.add_argument(
         "--method", default="hira_gate", help="a registered method (r 32 on its default targets)"
     )
     parser.add_argument("--batch", type=int, default=8, help="rows per step (the study's batch)")
     parser.add_argument("--length", type=int, default=250, help="tokens per row")
     parser.add_argument("--answer-tokens", type=int, default=8, help="response tokens at the end of each row")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = models.parse_single_model_options(parser, argv)
     device = torch.device("cpu")
-    model = build_base_model(model_config(args.preset, args.layers), torch.bfloat16, device, seed=0)
+    model = models.build_base_model(
+        models.model_config(args.preset, args.layers), torch.bfloat16, device, seed=0
+    )
     build_method(args.method, r=32, alpha=64).apply(model)
     trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
     generator = torch.Generator().manual_seed(2)
@@ -67,7 +61,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             parameter.data = parameter.data.float()
             parameter.add_(0.01 * torch.randn(parameter.shape, generator=generator))
     model.train()
-    input_ids = random_batch(model.config.vocab_size, args.batch, args.length, device, seed=1)  # (B, T)
+    input_ids = models.random_batch(
+        model.config.vocab_size, args.batch, args.length, device, seed=1
+    )  # (B, T)
     attention = torch.ones_like(input_ids)  # (B, T)
     response = torch.zeros_like(input_ids)  # (B, T)
     response[:, -args.answer_tokens :] = 1
