@@ -39,7 +39,8 @@ def causal_lm_loss(
     targets = input_ids[:, 1:][rows, positions]  # (S,)
     log_probs = F.log_softmax(logits[rows, positions].float(), dim=-1)  # (S, V)
     target_log_probs = log_probs.gather(1, targets[:, None])  # (S, 1)
-    slots = selected.new_zeros(selected.shape, dtype=target_log_probs.dtype)[..., None]  # (B, T-1, 1)
-    slots = slots.index_put((rows, positions), target_log_probs)  # (B, T-1, 1)
+    slots = target_log_probs.new_zeros((*selected.shape, 1)).index_put(
+        (rows, positions), target_log_probs
+    )  # (B, T-1, 1)
     slot_targets = torch.where(selected, 0, -100).reshape(-1)  # (B (T-1),): class 0 of each slot, or ignored
     return F.nll_loss(slots.reshape(-1, 1), slot_targets, ignore_index=-100)

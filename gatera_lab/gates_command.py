@@ -5,8 +5,9 @@
 The checkpoint's adapter is loaded as ``gatera-lab export`` loads it
 (`gatera_lab.export.load_checkpoint_adapter`: the method rebuilt from the ``gatera`` metadata, applied to
 ``--base-model`` or the recorded base, whose fingerprint must match); an ungated checkpoint is refused first.
-The prompt is then continued greedily and every gated module's gate on every token is drawn by `gatera_lab.diagnostics.plotting.gate_figure`: prompt tokens (prefill) and generated tokens
-(decode) side by side, the boundary marked, with histograms of both below. The checkpoint is unpickled with
+The prompt is then continued greedily and every gated module's gate on every token is drawn by
+`gatera_lab.diagnostics.plotting.gate_figure`: prompt tokens (prefill) and generated tokens (decode) side by
+side, the boundary marked, with histograms of both below. The checkpoint is unpickled with
 ``weights_only=True`` (`gatera_lab.checkpoint_file.load_checkpoint_file`): a file holding anything but
 tensors and plain values is refused before it can run code.
 """

@@ -86,7 +86,7 @@ def budget(data: ReportData) -> str:
 
 
 def _peak(stages: list[dict]) -> str:
-    """ ", peak memory X GiB" (the largest a stage recorded), or "" where none recorded it."""
+    """The largest peak memory the ``stages`` recorded, as ``", peak memory X GiB"``; "" where none did."""
     peaks = [stage["peak_memory_gib"] for stage in stages if stage.get("peak_memory_gib")]
     return f", peak memory {max(peaks):.1f} GiB" if peaks else ""
 
@@ -96,15 +96,18 @@ def machine_and_time(data: ReportData) -> str:
     fit, and the tests' speed."""
     machines: dict[str, int] = {}
     fits: dict[str, list[dict]] = {}
+    tests: list[dict] = []  # tests that recorded their rows and time
     fit_seconds = test_seconds = 0.0
     for record in recorded(data):
         machine = describe(record.get("machine"))
         machines[machine] = machines.get(machine, 0) + 1
-        fit = record.get("fit") or {}
+        fit, test = record.get("fit") or {}, record.get("test") or {}
         fit_seconds += fit.get("wall_seconds") or 0.0
-        test_seconds += (record.get("test") or {}).get("wall_seconds") or 0.0
+        test_seconds += test.get("wall_seconds") or 0.0
         if fit.get("wall_seconds"):
             fits.setdefault(record["method"], []).append(fit)
+        if (test.get("rows") or {}).get("ids") and test.get("wall_seconds"):
+            tests.append(test)
     lines = [f"- {text}: {count} run(s)" for text, count in machines.items()] or ["- no run recorded yet"]
     lines.append(
         f"- compute recorded: {fit_seconds / 3600:.2f} h of training, {test_seconds / 3600:.2f} h of testing"
@@ -115,11 +118,6 @@ def machine_and_time(data: ReportData) -> str:
             f"- {method}: {sum(minutes) / len(minutes):.1f} min per training run ({len(minutes)} run(s), "
             f"{min(minutes):.1f} to {max(minutes):.1f}){_peak(stages)}"
         )
-    tests = [
-        test
-        for record in recorded(data)
-        if (test := record.get("test")) and (test.get("rows") or {}).get("ids") and test.get("wall_seconds")
-    ]
     if tests:
         rows = sum(len(test["rows"]["ids"]) for test in tests)
         minutes = [test["wall_seconds"] / 60 for test in tests]
