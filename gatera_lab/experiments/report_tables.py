@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from gatera_lab.evaluation.results_table import COMMONSENSE_COLUMNS
+from gatera_lab.experiments.gate_trace import trace_point
 from gatera_lab.experiments.report_data import HEADER, ReportData, cell, num, pct, table
 from gatera_lab.experiments.seed_results import gate_value, mean_std, seed_cells
 
@@ -19,6 +20,7 @@ ENTROPY_KEYS = (
 )
 GATE_COLUMNS = ("gate mean", "near-binary", "prompt", "response", "prefill", "decode")
 GATE_KEYS = ("mean", "near_binary", "entropy", *ENTROPY_KEYS[2:])
+TRACE_START = ("mean", "near_binary")  # of the gate trace's first point: the gates before any update
 
 
 def accuracy_table(data: ReportData) -> str:
@@ -100,20 +102,22 @@ def entropy_table(data: ReportData) -> str:
     return table(header, rows) if rows else "No entropy-sweep run is recorded yet.\n"
 
 
+def _mean_cell(values: list[float]) -> str:
+    mean, std = mean_std(values)
+    return num(mean) + ("" if math.isnan(std) else f" ± {num(std)}")
+
+
 def gate_table(data: ReportData) -> str:
+    """Per gated final method: the gates at step 0 (the fit's gate trace) and at the end (held-out rows)."""
     rows = []
     for method, runs in data.finals.items():
         records = [run.record for run in runs.values() if run.record.get("gates")]
         if records:
-            stats = [mean_std([gate_value(record, key) for record in records]) for key in GATE_KEYS]
-            rows.append(
-                [
-                    method,
-                    str(len(records)),
-                    *(num(m) + ("" if math.isnan(s) else f" ± {num(s)}") for m, s in stats),
-                ]
-            )
-    header = ["method", "runs", "gate mean", "near-binary", "entropy (nats)", *GATE_COLUMNS[2:]]
+            start = [_mean_cell([trace_point(record, key, 0) for record in records]) for key in TRACE_START]
+            end = [_mean_cell([gate_value(record, key) for record in records]) for key in GATE_KEYS]
+            rows.append([method, str(len(records)), *start, *end])
+    header = ["method", "runs", "mean, step 0", "near-binary, step 0", "gate mean", "near-binary"]
+    header += ["entropy (nats)", *GATE_COLUMNS[2:]]
     return table(header, rows) if rows else "No gated final run is recorded yet.\n"
 
 

@@ -5,7 +5,8 @@ same the plan resolved) plus its folder ``<runs>/<name>/<stage>``, then calls th
 
 - ``fit``: ``trainer.fit`` with `FinalGateProbe` and `ValidationLog` added; the record takes the checkpoint
   path from the ``ModelCheckpoint`` callback, the validation metrics and losses from the trainer
-  (`ValidationLog`, `training_summary`) and the gate statistics from the probe;
+  (`ValidationLog`, `training_summary`), the gate statistics from the probe and their course over training
+  from the fit's TensorBoard events (`read_gate_trace`);
 - ``test``: ``trainer.test`` from the fit's checkpoint (``weights_only``; `GateraModule` saves no
   hyper-parameters, so ``gatera-lab test --ckpt_path`` takes the same file; a zero-shot run tests the untrained
   adapter); the record takes ``module.test_results``.
@@ -29,6 +30,7 @@ from lightning.pytorch.callbacks import Callback
 
 from gatera_lab.diagnostics.final_gate_probe import FinalGateProbe
 from gatera_lab.evaluation.results_table import COMMONSENSE_COLUMNS
+from gatera_lab.experiments.gate_trace import read_gate_trace
 from gatera_lab.experiments.machine import describe_machine, git_commit, peak_memory_gib
 from gatera_lab.experiments.plan import PlannedRun
 from gatera_lab.experiments.records import write_record
@@ -151,6 +153,7 @@ def fit_stage(run: PlannedRun, context: RunContext, previous: dict[str, Any] | N
             "wall_seconds": round(seconds, 1),
             "peak_memory_gib": peak_memory_gib(),  # of the process that ran the fit
             "final": training_summary(trainer),
+            "gate_trace": read_gate_trace(trainer.log_dir),  # None for an ungated method
         },
         validation=validation_summary(validations.points, tasks, trainer.global_step),
         gates=probe.result,
