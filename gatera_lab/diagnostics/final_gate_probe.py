@@ -90,7 +90,8 @@ def row_statistics(gates: dict[str, Tensor], real: Tensor, response: Tensor) -> 
 
 
 def _rounded(values: list[float]) -> list[float | None]:
-    return [round(value, 5) if math.isfinite(value) else None for value in values]
+    """``values`` to 5 decimals, NaN as None (`_finite`)."""
+    return [_finite(round(value, 5)) for value in values]
 
 
 def _finite(value: float) -> float | None:
