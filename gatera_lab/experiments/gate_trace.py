@@ -25,10 +25,6 @@ TRACE_TAGS = {
 }
 
 
-def _rounded(value: float) -> float | None:
-    return round(value, 5) if math.isfinite(value) else None
-
-
 def read_gate_trace(log_dir: str | Path) -> dict[str, list[Any]] | None:
     """The gate series of the TensorBoard events under ``log_dir``; None where no gate was logged
     (an ungated method, or a folder without events)."""
@@ -50,7 +46,8 @@ def read_gate_trace(log_dir: str | Path) -> dict[str, list[Any]] | None:
     trace: dict[str, list[Any]] = {"steps": steps}
     for key in TRACE_TAGS:
         values = by_step.get(key, {})
-        trace[key] = [_rounded(values[step]) if step in values else None for step in steps]
+        # a non-finite value stays NaN here; `write_record` stores it as null (`json_safe`)
+        trace[key] = [round(values[step], 5) if step in values else None for step in steps]
     return trace
 
 

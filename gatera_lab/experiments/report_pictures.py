@@ -25,7 +25,7 @@ from gatera_lab.diagnostics.generation_trace import GateTrace
 from gatera_lab.diagnostics.plotting import gate_figure
 from gatera_lab.experiments.gate_trace import trace_point
 from gatera_lab.experiments.report_data import ReportData
-from gatera_lab.experiments.seed_results import gate_value
+from gatera_lab.experiments.seed_results import gate_value, mean_std
 
 BAR_KEYS = (
     ("prompt_mean", "prompt tokens (held-out rows)", "tab:blue"),
@@ -106,11 +106,6 @@ def heatmap_figure(probe: dict[str, Any], title: str) -> Figure:
     )
 
 
-def _finite_mean(values: list[float]) -> float:
-    finite = [value for value in values if not math.isnan(value)]
-    return float(np.mean(finite)) if finite else math.nan
-
-
 TRACE_PANELS = (("mean", "mean gate g"), ("near_binary", "share of gates < 0.1 or > 0.9"))
 TRACE_STYLES = (
     ("-", "o"),
@@ -136,7 +131,7 @@ def trace_figure(settings: dict[str, list[dict[str, Any]]]) -> Figure | None:
         steps = traced[0]["fit"]["gate_trace"]["steps"]
         for axes, (key, _) in zip(panels, TRACE_PANELS, strict=True):
             means = [
-                _finite_mean([trace_point(record, key, index) for record in traced])
+                mean_std([trace_point(record, key, index) for record in traced])[0]
                 for index in range(len(steps))
             ]
             line, marker = TRACE_STYLES[number % len(TRACE_STYLES)]
