@@ -4,7 +4,8 @@ An accuracy claim compares the average test accuracy of two settings on the same
 seeded sample for every run), paired by seed and row: `gatera_lab.evaluation.paired_comparison` gives the
 difference in points, its 95% interval from a bootstrap over seeds and rows, the minimum detectable
 difference and McNemar's test per seed; the verdict is its `verdict` (which can also say "smaller than the
-paper's effect"). A record without test rows cannot be paired: its claim is *not resolved*. A gate claim pairs two gate statistics row by row within each run (the held-out rows'
+paper's effect"). A comparison that tests the project's own hypothesis (a sweep variant) says *supported* or
+*refuted* instead of *reproduced* or *contradicted*. A record without test rows cannot be paired: its claim is *not resolved*. A gate claim pairs two gate statistics row by row within each run (the held-out rows'
 prompt and response means; each probe prompt's prefill and decode means; one row's near-binary share at two
 entropy weights, same seed): the same bootstrap over runs and rows, in gate units, gives its interval.
 """
@@ -19,6 +20,8 @@ from typing import Any
 from gatera_lab.evaluation.paired_comparison import PairedDifference, paired_difference, verdict
 from gatera_lab.experiments.seed_results import TestedRun, row_correct
 
+HYPOTHESIS_WORDS = {"reproduced": "supported", "contradicted": "refuted"}
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -29,6 +32,7 @@ class Comparison:
     seeds: tuple[Any, ...] = ()
     paired: PairedDifference | None = None  # None: some record keeps no test rows
     claimed_sign: float = 1.0  # the claim's direction when the papers give no number (A better than B)
+    hypothesis: bool = False  # the project's own expectation (a variant), not a paper's claim
 
     @property
     def verdict(self) -> str:
@@ -36,15 +40,19 @@ class Comparison:
             return "missing (no seed has both runs tested)"
         if self.paired is None:
             return "not resolved (a record keeps no test rows to pair)"
-        return verdict(self.paired, self.paper, self.claimed_sign)
+        result = verdict(self.paired, self.paper, self.claimed_sign)
+        return HYPOTHESIS_WORDS.get(result, result) if self.hypothesis else result
 
     def sentence(self) -> str:
         paired = self.paired
         if paired is None:
             return f"{self.label}: {self.verdict}."
-        paper = (
-            "claimed: positive, no published number" if self.paper is None else f"paper: {self.paper:+.2f}"
-        )
+        if self.hypothesis:
+            paper = f"hypothesis: {'positive' if self.claimed_sign > 0 else 'negative'}"
+        elif self.paper is None:
+            paper = "claimed: positive, no published number"
+        else:
+            paper = f"paper: {self.paper:+.2f}"
         tests = "; ".join(
             f"seed {seed}: {n10} vs {n01} rows right under one side only, McNemar p = {p:.3g}"
             for seed, (n10, n01, p) in zip(self.seeds, paired.mcnemar, strict=False)

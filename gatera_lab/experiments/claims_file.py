@@ -6,6 +6,8 @@ jsonargparse. The claims are data; `report_claims` evaluates them on the records
   claimed positive, no published number);
 - `EntropyClaim`: the entropy sweep's runs at each positive lambda minus lambda 0 (``label`` may use
   ``{method}`` and ``{value}``);
+- `VariantClaim`: a sweep variant's runs of ``A`` minus the final runs of ``B`` for each ``[A, B]`` of
+  ``pairs``, paired by seed; the project's own hypothesis about its sign (no paper number);
 - `GateClaimSpec`: per-row gate statistic ``larger`` above ``smaller`` (`claims.row_values` keys);
 - `PublishedRows`: reference accuracies (%) by row name and task key, and their source.
 """
@@ -15,7 +17,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import yaml
 from jsonargparse import ArgumentParser
@@ -37,6 +39,14 @@ class EntropyClaim:
 
 
 @dataclass(frozen=True)
+class VariantClaim:
+    label: str
+    variant: str
+    pairs: list[tuple[str, str]]
+    hypothesis: Literal["positive", "negative"] = "positive"
+
+
+@dataclass(frozen=True)
 class GateClaimSpec:
     label: str
     larger: str
@@ -53,6 +63,7 @@ class PublishedRows:
 class ClaimsSpec:
     comparisons: list[ComparisonClaim] = field(default_factory=list)
     entropy: Optional[EntropyClaim] = None  # noqa: UP045
+    variants: list[VariantClaim] = field(default_factory=list)
     gates: list[GateClaimSpec] = field(default_factory=list)
     published: PublishedRows = field(default_factory=PublishedRows)
 

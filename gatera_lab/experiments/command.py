@@ -10,7 +10,7 @@ were done, or the next run's estimate would overrun ``--budget-minutes``. The es
 
     seconds = seconds_per_step * max_steps (its fit) + seconds_per_test (its test) + seconds_per_gate_skip
 
-``--only`` keeps the runs whose name, method, family or phase is NAME (and a kept final run's search). A
+``--only`` keeps the runs whose name, method, family, phase or variant is NAME (and a kept final run's search). A
 failed run is reported and skipped; the exit status is then 1. Several workers may share a sweep: each
 claims a run before starting it (`run_claims`) and, while only runs that others hold are left, waits. With
 ``concurrent_fits: N`` at most N fits run at once over all workers (a fit's memory is the largest; a worker
@@ -77,7 +77,9 @@ def selection(plan: Plan, only: list[str]) -> set[str]:
     """Names of the runs ``--only`` keeps, with the search runs that a kept waiting group needs first."""
     if not only:
         return {run.name for run in plan.runs}
-    tags = {group.family: {group.family, group.phase, *group.methods} for group in plan.waiting}
+    tags: dict[str, set[str]] = {}
+    for group in plan.waiting:
+        tags.setdefault(group.family, set()).update(group.tags())
     known = set().union(*(run.tags() for run in plan.runs), *tags.values())
     unknown = [name for name in only if name not in known]
     if unknown:

@@ -7,7 +7,9 @@ Phases (a run may belong to several: equal identity means the same trained adapt
 - ``lr_search``: every method of a family at every learning rate of its grid, search seed, no test;
 - ``final``: every method at its family's chosen rate, every seed of ``seeds``, tested; waits until the
   family's search is recorded (`choose_learning_rate`); the search seed's run is the search run itself;
-- ``entropy``: the entropy-sweep method at each lambda, at its family's chosen rate, tested.
+- ``entropy``: the entropy-sweep method at each lambda, at its family's chosen rate, tested;
+- ``variant``: each variant's methods with its overrides, at their family's chosen rate, every seed of the
+  variant, tested (``run.variant`` names it; ``--only <variant name>`` selects its runs).
 
 Runs are listed family by family (search, then finals) so a family's finals come right after its search.
 """
@@ -54,6 +56,7 @@ class PlannedRun:
     resolved: dict[str, Any]
     learning_rate_choice: dict[str, Any] | None = None
     gate_skip: dict[str, Any] | None = None  # the sweep's gate-skip settings, for the gated finals it names
+    variant: str | None = None  # the sweep variant this run belongs to (phase ``variant``)
 
     @property
     def test_settings(self) -> dict[str, Any]:
@@ -61,7 +64,8 @@ class PlannedRun:
 
     def tags(self) -> set[str]:
         """What ``--only`` can select this run by: name, method, family and phases."""
-        return {self.name, self.method, *(self.phases), *([self.family] if self.family else [])}
+        extra = [name for name in (self.family, self.variant) if name]
+        return {self.name, self.method, *(self.phases), *extra}
 
 
 @dataclass(frozen=True)
@@ -74,11 +78,17 @@ class WaitingGroup:
     seeds: tuple[int, ...]
     entropy_weights: tuple[float, ...] = ()
     reason: str = ""
+    variant: str = ""
+
+    def tags(self) -> set[str]:
+        """What ``--only`` can select this group by: family, phase, methods and variant."""
+        return {self.family, self.phase, *self.methods, *([self.variant] if self.variant else [])}
 
     def describe(self) -> str:
         lambdas = ", ".join(f"{value:g}" for value in self.entropy_weights)
         seeds = ", ".join(str(seed) for seed in self.seeds)
         at = f" at lambda {lambdas}" if lambdas else ""
+        at += f" ({self.variant})" if self.variant else ""
         return f"{self.phase} runs of {', '.join(self.methods)}{at} (seeds {seeds}): {self.reason}"
 
 
@@ -118,13 +128,17 @@ def run_status(run: PlannedRun, record: dict[str, Any] | None) -> str:
     return "done"
 
 
-def run_name(kind: str, method: str, resolved: dict[str, Any], identity: str) -> str:
-    """A readable, stable name: ``hira_gate_lr0.001_ent0.01_seed42-<hash>``, ``zero_shot_lora-<hash>``."""
+def run_name(
+    kind: str, method: str, resolved: dict[str, Any], identity: str, variant: str | None = None
+) -> str:
+    """A readable, stable name: ``hira_gate_lr0.001_ent0.01_seed42-<hash>``, ``zero_shot_lora-<hash>``;
+    a variant's run has the variant's name before the seed (``..._ent0.01_gate_bias_3_seed42-<hash>``)."""
     if kind == "zero_shot":
         return f"zero_shot_{method}-{identity[:8]}"
     parts = [method, f"lr{float(get_path(resolved, LR_KEY)):g}"]
     if get_path(resolved, "model.method.init_args.gate", method.endswith("_gate")):
         parts.append(f"ent{float(get_path(resolved, ENTROPY_KEY, 0.0)):g}")
+    parts += [variant] if variant else []
     parts.append(f"seed{resolved.get(SEED_KEY)}")
     return "_".join(parts) + f"-{identity[:8]}"
 
@@ -151,6 +165,7 @@ class _PlanBuilder:
         needs_test: bool,
         kind: str = "train",
         choice: LearningRateChoice | None = None,
+        variant: str | None = None,
     ) -> PlannedRun:
         files = [self.spec.method_config(method), *self.spec.overlay]
         args = tuple(config_args(files, {**self.spec.overrides, **overrides}))
@@ -161,7 +176,7 @@ class _PlanBuilder:
             gated = bool(get_path(resolved, "model.method.init_args.gate", method.endswith("_gate")))
             family = self.spec.family_of(method)
             run = PlannedRun(
-                name=run_name(kind, method, resolved, identity),
+                name=run_name(kind, method, resolved, identity, variant),
                 identity=identity,
                 kind=kind,
                 method=method,
@@ -173,6 +188,7 @@ class _PlanBuilder:
                 needs_test=False,
                 args=args,
                 resolved=resolved,
+                variant=variant,
             )
             self._by_identity[identity] = run
             self.plan.runs.append(run)
@@ -181,6 +197,7 @@ class _PlanBuilder:
         run.needs_test = run.needs_test or needs_test
         if choice is not None:
             run.learning_rate_choice = choice.as_record()
+        run.variant = run.variant or variant  # a variant equal to an existing run is that run
         return run
 
     def family(self, family) -> None:
@@ -225,6 +242,22 @@ class _PlanBuilder:
                 overrides = {SEED_KEY: seed, LR_KEY: choice.learning_rate, ENTROPY_KEY: value}
                 self.add(sweep.method, "entropy", overrides, needs_test=True, choice=choice)
 
+    def variants(self) -> None:
+        for variant in self.spec.variant_list:
+            for method in variant.methods:
+                family = self.spec.family_of(method)
+                choice = self.plan.choices.get(family.name)
+                if choice is None:
+                    reason = f"waits for the learning-rate search of family {family.name!r}"
+                    group = WaitingGroup("variant", family.name, (method,), variant.seeds)
+                    self.plan.waiting.append(dataclasses.replace(group, reason=reason, variant=variant.name))
+                    continue
+                for seed in variant.seeds:
+                    overrides = {SEED_KEY: seed, LR_KEY: choice.learning_rate, **variant.overrides}
+                    self.add(
+                        method, "variant", overrides, needs_test=True, choice=choice, variant=variant.name
+                    )
+
 
 def build_plan(spec: SweepSpec, records: dict[str, dict[str, Any]], resolver: Resolver | None = None) -> Plan:
     """The plan of ``spec`` given the ``records`` so far (by run name); ``resolver`` resolves CLI arguments."""
@@ -235,4 +268,5 @@ def build_plan(spec: SweepSpec, records: dict[str, dict[str, Any]], resolver: Re
         builder.family(family)
     if spec.entropy_sweep is not None:
         builder.entropy()
+    builder.variants()
     return builder.plan

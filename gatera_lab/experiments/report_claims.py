@@ -2,11 +2,14 @@
 
 The claims file's comparisons (shown when at least one pair has both methods among the final runs), then
 fine-tuned minus zero-shot and minus the majority-label baseline, the entropy claims (each positive lambda
-against lambda 0) with the near-binary share of each lambda, and the gate claims (always: one says when no
+against lambda 0) with the near-binary share of each lambda, the variant claims (a variant's runs against
+the finals, the project's own hypotheses), and the gate claims (always: one says when no
 gated run is recorded). The statistics and verdicts are those of `claims`.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from gatera_lab.evaluation.results_table import COMMONSENSE_COLUMNS
 from gatera_lab.experiments.claims import compare, gate_claim, row_values
@@ -18,9 +21,9 @@ NEAR_BINARY = "per_row.near_binary"
 
 
 def claims(data: ReportData) -> list[str]:
-    """The claims file's comparisons, the zero-shot and majority lines, entropy and gate claims."""
+    """The claims file's comparisons, the zero-shot and majority lines, entropy, variant and gate claims."""
     lines = comparison_lines(data.claims_spec, data.finals)
-    lines += zero_shot_claim(data) + majority_claim(data) + entropy_claims(data)
+    lines += zero_shot_claim(data) + majority_claim(data) + entropy_claims(data) + variant_lines(data)
     return lines + gate_lines(data.claims_spec, data.finals)
 
 
@@ -32,6 +35,23 @@ def comparison_lines(claims: ClaimsSpec, finals: Finals) -> list[str]:
         if present:
             first, second = [finals[a] for a, _ in present], [finals[b] for _, b in present]
             lines.append(compare(claim.label, first, second, claim.paper).sentence())
+    return lines
+
+
+def variant_lines(data: ReportData) -> list[str]:
+    """Each variant claim: the variant's runs of ``A`` minus the final runs of ``B``, paired by seed and row
+    over the pairs whose variant method is in the sweep (*missing* until both sides have a tested seed)."""
+    lines = []
+    for claim in data.claims_spec.variants:
+        runs = data.variants.get(claim.variant)
+        if runs is None:
+            continue  # the sweep file has no such variant
+        present = [(a, b) for a, b in claim.pairs if a in runs and b in data.finals]
+        if present:
+            first, second = [runs[a] for a, _ in present], [data.finals[b] for _, b in present]
+            sign = 1.0 if claim.hypothesis == "positive" else -1.0
+            comparison = compare(claim.label, first, second, None)
+            lines.append(replace(comparison, hypothesis=True, claimed_sign=sign).sentence())
     return lines
 
 

@@ -4,7 +4,7 @@
 
 Sections: what was and was not reproduced (`report_claims`), the test table (zero-shot row, each method's
 ``mean ± std`` over seeds), the published rows, the learning-rate choice of each family, the entropy-weight
-sweep, the gate statistics (`report_tables`), the pictures (`report_pictures`), the budget, the machine and
+sweep, the gate statistics, the variants (`report_tables`), the pictures (`report_pictures`), the budget, the machine and
 time, the exact commands, and the runs still missing (`report_facts`). Every number is read from a record;
 the claims and published rows come from the claims file (`claims_file`). The page and its pictures
 (``<out stem>_*.png``) are written atomically. The sweep file gives the plan; it defaults to the one named
@@ -46,6 +46,7 @@ from gatera_lab.experiments.report_tables import (
     gate_table,
     learning_rate_tables,
     published_table,
+    variant_table,
 )
 from gatera_lab.experiments.sweep_file import load_sweep
 
@@ -61,6 +62,23 @@ VERDICT_RULE = (
     "interval covers the sampling of the rows only, not how much two trainings with other seeds would "
     "differ: claims over one seed are provisional until more seeds are recorded.\n"
 )
+
+
+def variant_descriptions(data: ReportData) -> str:
+    """Each variant of the sweep file: its description and exact overrides."""
+    lines = [
+        f"- `{variant.name}` ({', '.join(variant.methods)}; seeds {', '.join(map(str, variant.seeds))}): "
+        f"{variant.description or 'no description'} Overrides: "
+        + ", ".join(f"`{key}: {value}`" for key, value in variant.overrides.items())
+        + "."
+        for variant in data.spec.variant_list
+    ]
+    if not lines:
+        return "The sweep file names no variant.\n"
+    return (
+        "\n".join(lines) + "\n\nTest average in % (mean ± std over the variant's seeds) beside the same "
+        "method's finals of the same seeds; gate columns: the variant's mean (the finals' in brackets).\n"
+    )
 
 
 def build_report(data: ReportData, report_command: str) -> tuple[str, dict[str, Figure]]:
@@ -98,6 +116,9 @@ def build_report(data: ReportData, report_command: str) -> tuple[str, dict[str, 
         "a constant factor on the adapter's scale (LoRA's alpha), and with Adam's scale-free steps each step "
         "then moves the model's output by about that factor less than the ungated method's.\n",
         gate_table(data),
+        "## Variants (the finals with one setting changed)\n",
+        variant_descriptions(data),
+        variant_table(data),
         "## Gate skipping (gated final runs)\n",
         gate_skip_table(data),
         "## Pictures\n",

@@ -10,7 +10,13 @@ from typing import Any
 from gatera_lab.evaluation.results_table import COMMONSENSE_COLUMNS
 from gatera_lab.experiments.claims_file import ClaimsSpec
 from gatera_lab.experiments.plan import Plan
-from gatera_lab.experiments.seed_results import TestedRun, entropy_runs, finals_by_method, zero_shot
+from gatera_lab.experiments.seed_results import (
+    TestedRun,
+    entropy_runs,
+    finals_by_method,
+    variants_tested,
+    zero_shot,
+)
 from gatera_lab.experiments.sweep_file import SweepSpec
 
 HEADER = ["Model", *COMMONSENSE_COLUMNS.values(), "Avg"]
@@ -30,6 +36,7 @@ class ReportData:
     finals: Finals = field(default_factory=dict)
     zero_shot: TestedRun | None = None
     entropy: dict[float, dict[Any, dict[str, Any]]] = field(default_factory=dict)  # lambda -> seed -> record
+    variants: dict[str, Finals] = field(default_factory=dict)  # variant -> method -> seed -> tested run
     config: dict[str, Any] = field(default_factory=dict)  # the first training run's: the shared budget
 
 
@@ -52,6 +59,7 @@ def report_data(
         finals=finals_by_method(plan, records),
         zero_shot=zero_shot(plan, records),
         entropy=entropy_runs(plan, records),
+        variants=variants_tested(plan, records),
         config=template.resolved if template else {},
     )
 

@@ -161,6 +161,11 @@ def pictures(data: ReportData) -> tuple[str, dict[str, Figure]]:
     for value, seeds in data.entropy.items():
         label = f"{data.spec.entropy_sweep.method} λ={value:g}"
         settings[label] = [record for record in seeds.values() if record.get("gates")]
+    for variant, methods in data.variants.items():
+        for method, runs in methods.items():
+            settings[f"{method} ({variant})"] = [
+                run.record for run in runs.values() if run.record.get("gates")
+            ]
     settings = {label: records for label, records in settings.items() if records}
     if settings:
         figures[f"{data.prefix}prefill_decode.png"] = prefill_decode_figure(settings)

@@ -1,8 +1,11 @@
-"""The results page's tables: test accuracy, published rows, learning-rate grids, entropy sweep, gates."""
+"""The results page's tables: test accuracy, published rows, learning-rate grids, entropy sweep, gates,
+variants."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 from gatera_lab.evaluation.results_table import COMMONSENSE_COLUMNS
 from gatera_lab.experiments.gate_trace import trace_point
@@ -119,6 +122,41 @@ def gate_table(data: ReportData) -> str:
     header = ["method", "runs", "mean, step 0", "near-binary, step 0", "gate mean", "near-binary"]
     header += ["entropy (nats)", *GATE_COLUMNS[2:]]
     return table(header, rows) if rows else "No gated final run is recorded yet.\n"
+
+
+def _beside(value: Callable[[dict[str, Any]], float], changed: list[dict], base: list[dict]) -> str:
+    """``mean over changed (mean over base)`` of a record's ``value``."""
+    return f"{num(mean_std(list(map(value, changed)))[0])} ({num(mean_std(list(map(value, base)))[0])})"
+
+
+def variant_table(data: ReportData) -> str:
+    """Per variant and method: its tested runs against the same method's finals of the same seeds, and its gates
+    at step 0 and at the end (mean over the variant's seeds; the finals' in brackets)."""
+    rows = []
+    for name, methods in data.variants.items():
+        for method, runs in methods.items():
+            if not runs:
+                continue
+            finals = {seed: run for seed, run in data.finals.get(method, {}).items() if seed in runs}
+            changed = [run.record for run in runs.values()]
+            base = [run.record for run in finals.values()]
+            rows.append(
+                [
+                    name,
+                    method,
+                    ", ".join(str(seed) for seed in runs),
+                    cell(*mean_std([run.average for run in runs.values()])),
+                    cell(*mean_std([run.average for run in finals.values()])) if finals else "-",
+                    _beside(lambda record: trace_point(record, "mean", 0), changed, base),
+                    _beside(lambda record: gate_value(record, "mean"), changed, base),
+                    _beside(lambda record: gate_value(record, "near_binary"), changed, base),
+                ]
+            )
+    if not rows:
+        return "No variant run is tested yet.\n"
+    header = ["variant", "method", "seeds", "test avg", "final, same seeds", "gate mean, step 0"]
+    header += ["gate mean, end", "near-binary, end"]
+    return table(header, rows)
 
 
 def gate_skip_table(data: ReportData) -> str:

@@ -1,4 +1,5 @@
-"""The tested runs of a plan, grouped for the results page: per method over seeds, zero-shot, entropy sweep.
+"""The tested runs of a plan, grouped for the results page: per method over seeds, zero-shot, entropy sweep,
+variants.
 
 For a run with per-task test accuracies ``p_t`` (T tasks), its average is ``avg = sum_t p_t / T``; its rows
 (`row_correct`) are what the claims pair.
@@ -94,6 +95,19 @@ def entropy_runs(plan: Plan, records: dict[str, dict[str, Any]]) -> dict[float, 
         if "entropy" in run.phases and run.name in records:
             result.setdefault(run.entropy_weight, {})[run.seed] = records[run.name]
     return dict(sorted(result.items()))
+
+
+def variants_tested(
+    plan: Plan, records: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, dict[Any, TestedRun]]]:
+    """``{variant: {method: {seed: TestedRun}}}`` of the tested variant runs, variants and methods in plan order."""
+    result: dict[str, dict[str, dict[Any, TestedRun]]] = {}
+    for run in plan.runs:
+        if "variant" in run.phases:
+            result.setdefault(run.variant, {}).setdefault(run.method, {})
+    for item in tested(plan, records, "variant"):
+        result[item.run.variant][item.run.method][item.run.seed] = item
+    return result
 
 
 def seed_cells(runs: dict[Any, TestedRun]) -> dict[str, tuple[float, float]]:

@@ -16,6 +16,8 @@ A sweep file is a YAML mapping of the `SweepSpec` fields::
     search_seed: 42                      # the seed of the learning-rate search runs (default: seeds[0])
     seeds: [42, 43]                      # the seeds of the final runs of every method
     entropy_sweep: {method: hira_gate, values: [0.0, 0.01, 0.1], seeds: [42]}
+    variants:                            # methods again with settings changed, at their family's rate
+      gate_bias_3: {methods: [hira_gate], overrides: {model.method.init_args.gate_bias: 3.0}, seeds: [42]}
     seconds_per_step: 5.0                # the time estimate of a fit: seconds_per_step x max_steps
     seconds_per_test: 300.0              # ... and of a test (`command.estimate_seconds`)
     gate_skip: {thresholds: [0.1, 0.25, 0.5], rows_per_task: 50, seeds: [42]}   # on gated finals
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -42,6 +45,8 @@ from jsonargparse import ArgumentParser
 from jsonargparse.typing import NonNegativeFloat, PositiveFloat, PositiveInt
 
 from gatera_lab.errors import ConfigError
+
+VARIANT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,26 @@ class EntropySweepSpec:
     method: str
     values: tuple[NonNegativeFloat, ...]
     seeds: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    """``methods`` trained and tested again with ``overrides`` (CLI options) at their family's chosen rate,
+    one run per seed of ``seeds``; the report pairs each with the same method's final run of that seed.
+
+    Args:
+        methods: methods of the sweep's families.
+        overrides: ``{dotted.option: value}``, applied after the sweep's own overrides; not empty.
+        seeds: seeds of the variant's runs, each also a seed of the finals (to pair with).
+        description: what the variant changes and why, shown on the results page.
+        name: the variant's key in ``variants`` (set on load); part of its runs' names.
+    """
+
+    methods: tuple[str, ...]
+    overrides: dict[str, Any]
+    seeds: tuple[int, ...]
+    description: str = ""
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -96,6 +121,7 @@ class SweepSpec:
     zero_shot: Optional[str] = None  # noqa: UP045
     search_seed: Optional[int] = None  # noqa: UP045
     entropy_sweep: Optional[EntropySweepSpec] = None  # noqa: UP045
+    variants: dict[str, VariantSpec] = field(default_factory=dict)
     seconds_per_step: NonNegativeFloat = 5.0
     seconds_per_test: NonNegativeFloat = 300.0
     gate_skip: Optional[GateSkipSpec] = None  # noqa: UP045
@@ -116,6 +142,11 @@ class SweepSpec:
     def family_list(self) -> tuple[FamilySpec, ...]:
         """The families in file order, each with its name."""
         return tuple(self.families.values())
+
+    @property
+    def variant_list(self) -> tuple[VariantSpec, ...]:
+        """The variants in file order, each with its name."""
+        return tuple(self.variants.values())
 
     @property
     def methods(self) -> tuple[str, ...]:
@@ -171,6 +202,27 @@ def _check(spec: SweepSpec) -> None:
         if sweep.method not in seen:
             reason = "which belongs to no family (its learning rate is chosen there)"
             raise _fail(path, "entropy_sweep.method", f"names {sweep.method!r}, {reason}")
+    for name, variant in spec.variants.items():
+        _check_variant(spec, name, variant, seen, check_method)
+
+
+def _check_variant(spec: SweepSpec, name: str, variant: VariantSpec, seen: set[str], check_method) -> None:
+    key = f"variants.{name}"
+    if not VARIANT_NAME.fullmatch(name):
+        raise _fail(spec.path, key, "must be a name of letters, digits and _ (it becomes part of run names)")
+    if not variant.methods or not variant.overrides or not variant.seeds:
+        raise _fail(spec.path, key, "must name methods, overrides and seeds")
+    for method in variant.methods:
+        check_method(f"{key}.methods", method)
+        if method not in seen:
+            reason = "which belongs to no family (its learning rate is chosen there)"
+            raise _fail(spec.path, f"{key}.methods", f"names {method!r}, {reason}")
+    if len(set(variant.seeds)) != len(variant.seeds):
+        raise _fail(spec.path, f"{key}.seeds", f"repeats a seed: {list(variant.seeds)}")
+    unpaired = sorted(set(variant.seeds) - set(spec.seeds))
+    if unpaired:
+        reason = f"names seed(s) {unpaired} that no final run has (option 'seeds'): nothing to pair with"
+        raise _fail(spec.path, f"{key}.seeds", reason)
 
 
 def load_sweep(path: str | os.PathLike[str]) -> SweepSpec:
@@ -192,7 +244,8 @@ def load_sweep(path: str | os.PathLike[str]) -> SweepSpec:
         text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
         raise ConfigError(f"sweep file {str(path)!r}: {text}") from None
     families = {name: dataclasses.replace(family, name=name) for name, family in spec["families"].items()}
-    spec = SweepSpec(**{**spec, "families": families, "path": path})
+    variants = {name: dataclasses.replace(variant, name=name) for name, variant in spec["variants"].items()}
+    spec = SweepSpec(**{**spec, "families": families, "variants": variants, "path": path})
     spec = dataclasses.replace(
         spec,
         name=spec.name or path.stem,
