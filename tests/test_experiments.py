@@ -20,7 +20,7 @@ from gatera_lab.experiments.claims import compare
 from gatera_lab.experiments.claims_file import load_claims
 from gatera_lab.experiments.lr_selection import GridPoint
 from gatera_lab.experiments.majority_baseline import majority_label_accuracy
-from gatera_lab.experiments.report_claims import comparison_lines
+from gatera_lab.experiments.report_claims import comparison_claims
 from gatera_lab.experiments.run_config import caching_resolver, identity_hash, training_config
 from tests.claim_worker import ClaimHolder
 
@@ -238,11 +238,12 @@ def test_claims_are_data_the_claims_file_decides_the_lines(tmp_path):
         "hira": {42: a_tested_run(0.52)},
         "hira_gate": {42: a_tested_run(0.50)},
     }  # lora absent: the hira pair only
-    (line,) = comparison_lines(claims, finals)
+    (comparison,) = comparison_claims(claims, finals)
+    line = comparison.sentence()
     assert (
         line.startswith("A vs B = +2.00 points, 95% interval [") and "paper: -1.00 → **contradicted**" in line
     )
-    assert comparison_lines(claims, {"hira": finals["hira"]}) == []  # no pair present: no line
+    assert comparison_claims(claims, {"hira": finals["hira"]}) == []  # no pair present: no line
     bad = write_yaml(tmp_path / "bad.yaml", {"comparisons": [{"label": "x", "pairs": [["a"]]}]})
     with pytest.raises(ConfigError, match=r"claims file .*bad.yaml.*comparisons"):
         load_claims(bad)
@@ -577,6 +578,7 @@ def test_report_of_a_complete_sweep_states_the_claims_from_the_numbers(resolver,
         assert "hira +8.00 (above it on SIQA, HellaSwag, ARC-e, ARC-c, OBQA)" in page
     pictures = sorted(path.name for path in out.parent.glob("*.png"))
     assert pictures == [
+        "results_claims.png",
         "results_gate_heatmap_lambda0.01.png",
         "results_gate_heatmap_lambda0.1.png",
         "results_gate_heatmap_lambda0.png",

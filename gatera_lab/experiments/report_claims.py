@@ -5,6 +5,9 @@ fine-tuned minus zero-shot and minus the majority-label baseline, the entropy cl
 against lambda 0) with the near-binary share of each lambda, the variant claims (a variant's runs against
 the finals, the project's own hypotheses), and the gate claims (always: one says when no
 gated run is recorded). The statistics and verdicts are those of `claims`.
+
+`claim_groups` keeps them as objects by group (a `Comparison`, a `GateClaim` or a plain sentence), so the
+page's lines (`claim_lines`) and its picture of the intervals (`report_forest`) come from one computation.
 """
 
 from __future__ import annotations
@@ -12,36 +15,53 @@ from __future__ import annotations
 from dataclasses import replace
 
 from gatera_lab.evaluation.results_table import COMMONSENSE_COLUMNS
-from gatera_lab.experiments.claims import compare, gate_claim, row_values
+from gatera_lab.experiments.claims import Comparison, GateClaim, compare, gate_claim, row_values
 from gatera_lab.experiments.claims_file import ClaimsSpec
 from gatera_lab.experiments.report_data import Finals, ReportData, num
 from gatera_lab.experiments.seed_results import entropy_tested, gate_value, mean_std, seed_cells
 
 NEAR_BINARY = "per_row.near_binary"
+Claim = Comparison | GateClaim | str
 
 
-def claims(data: ReportData) -> list[str]:
-    """The claims file's comparisons, the zero-shot and majority lines, entropy, variant and gate claims."""
-    lines = comparison_lines(data.claims_spec, data.finals)
-    lines += zero_shot_claim(data) + majority_claim(data) + entropy_claims(data) + variant_lines(data)
-    return lines + gate_lines(data.claims_spec, data.finals)
+def claim_groups(data: ReportData) -> dict[str, list[Claim]]:
+    """The claims by group, in the page's order: ``paper`` (the claims file's comparisons), ``zero_shot``,
+    ``majority``, ``entropy``, ``variants`` and ``gates``."""
+    return {
+        "paper": comparison_claims(data.claims_spec, data.finals),
+        "zero_shot": zero_shot_claims(data),
+        "majority": majority_claim(data),
+        "entropy": entropy_claims(data),
+        "variants": variant_claims(data),
+        "gates": gate_claims(data.claims_spec, data.finals),
+    }
 
 
-def comparison_lines(claims: ClaimsSpec, finals: Finals) -> list[str]:
+def sentence(claim: Claim) -> str:
+    """The page's line of one claim."""
+    return claim if isinstance(claim, str) else claim.sentence()
+
+
+def claim_lines(groups: dict[str, list[Claim]]) -> list[str]:
+    """Every claim's line, group after group."""
+    return [sentence(claim) for group in groups.values() for claim in group]
+
+
+def comparison_claims(claims: ClaimsSpec, finals: Finals) -> list[Comparison]:
     """``A minus B`` of every comparison claim, pooled over its pairs present in ``finals``."""
-    lines = []
+    comparisons = []
     for claim in claims.comparisons:
         present = [(a, b) for a, b in claim.pairs if a in finals and b in finals]
         if present:
             first, second = [finals[a] for a, _ in present], [finals[b] for _, b in present]
-            lines.append(compare(claim.label, first, second, claim.paper).sentence())
-    return lines
+            comparisons.append(compare(claim.label, first, second, claim.paper))
+    return comparisons
 
 
-def variant_lines(data: ReportData) -> list[str]:
+def variant_claims(data: ReportData) -> list[Comparison]:
     """Each variant claim: the variant's runs of ``A`` minus the final runs of ``B``, paired by seed and row
     over the pairs whose variant method is in the sweep (*missing* until both sides have a tested seed)."""
-    lines = []
+    comparisons = []
     for claim in data.claims_spec.variants:
         runs = data.variants.get(claim.variant)
         if runs is None:
@@ -51,11 +71,11 @@ def variant_lines(data: ReportData) -> list[str]:
             first, second = [runs[a] for a, _ in present], [data.finals[b] for _, b in present]
             sign = 1.0 if claim.hypothesis == "positive" else -1.0
             comparison = compare(claim.label, first, second, None)
-            lines.append(replace(comparison, hypothesis=True, claimed_sign=sign).sentence())
-    return lines
+            comparisons.append(replace(comparison, hypothesis=True, claimed_sign=sign))
+    return comparisons
 
 
-def gate_lines(claims: ClaimsSpec, finals: Finals) -> list[str]:
+def gate_claims(claims: ClaimsSpec, finals: Finals) -> list[GateClaim]:
     """Each gate claim over the gated final runs that have gate statistics, paired row by row."""
     records = {
         f"{method} seed {seed}": run.record
@@ -70,7 +90,7 @@ def gate_lines(claims: ClaimsSpec, finals: Finals) -> list[str]:
                 name: (row_values(record, spec.larger), row_values(record, spec.smaller))
                 for name, record in records.items()
             },
-        ).sentence()
+        )
         for spec in claims.gates
     ]
 
@@ -97,34 +117,35 @@ def majority_claim(data: ReportData) -> list[str]:
     ]
 
 
-def zero_shot_claim(data: ReportData) -> list[str]:
+def zero_shot_claims(data: ReportData) -> list[Comparison]:
     """Each fine-tuned method, and all of them pooled, against the zero-shot run on the same rows."""
     zero = data.zero_shot
     finals = {method: runs for method, runs in data.finals.items() if runs}
     if zero is None or not finals:
         return []
     against = [{seed: zero for seed in runs} for runs in finals.values()]
-    lines = [
-        compare(f"{method} minus zero-shot", [runs], [baseline], None).sentence()
+    comparisons = [
+        compare(f"{method} minus zero-shot", [runs], [baseline], None)
         for (method, runs), baseline in zip(finals.items(), against, strict=True)
     ]
     if len(finals) > 1:
         label = "fine-tuned (mean of the methods) minus zero-shot"
-        lines.append(compare(label, list(finals.values()), against, None).sentence())
-    return lines
+        comparisons.append(compare(label, list(finals.values()), against, None))
+    return comparisons
 
 
-def entropy_claims(data: ReportData) -> list[str]:
+def entropy_claims(data: ReportData) -> list[Claim]:
     sweep, claim = data.spec.entropy_sweep, data.claims_spec.entropy
     if sweep is None:
         return []
     by_lambda = entropy_tested(data.plan, data.records)
-    zero, lines = by_lambda.get(0.0), []
+    zero = by_lambda.get(0.0)
+    lines: list[Claim] = []
     if claim is not None and zero:
         for value, runs in by_lambda.items():
             if value > 0:
                 label = claim.label.format(method=sweep.method, value=f"{value:g}")
-                lines.append(compare(label, [runs], [zero], claim.paper).sentence())
+                lines.append(compare(label, [runs], [zero], claim.paper))
     zero_gates = data.entropy.get(0.0, {})
     for value, seeds in data.entropy.items():
         pairs = {
@@ -134,7 +155,7 @@ def entropy_claims(data: ReportData) -> list[str]:
         }
         if pairs:
             label = f"Near-binary share of gates (< 0.1 or > 0.9), lambda {value:g} minus lambda 0, per held-out row"
-            lines.append(gate_claim(label, pairs).sentence())
+            lines.append(gate_claim(label, pairs))
     shares = "; ".join(
         f"lambda {value:g}: {num(mean_std([gate_value(record, 'near_binary') for record in seeds.values()])[0])}"
         for value, seeds in data.entropy.items()

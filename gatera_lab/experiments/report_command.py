@@ -2,7 +2,8 @@
 
     gatera-lab report --records results/study/records --out docs/results.md [--sweep configs/sweeps/study.yaml]
 
-Sections: what was and was not reproduced (`report_claims`), the test table (zero-shot row, each method's
+Sections: what was and was not reproduced (`report_claims`, and a picture of the intervals: `report_forest`),
+the test table (zero-shot row, each method's
 ``mean ± std`` over seeds), the published rows, the learning-rate choice of each family, the entropy-weight
 sweep, the gate statistics, the variants (`report_tables`), the pictures (`report_pictures`), the budget, the machine and
 time, the exact commands, and the runs still missing (`report_facts`). Every number is read from a record;
@@ -24,11 +25,12 @@ from matplotlib.figure import Figure
 from gatera_lab.atomic_write import write_text_atomic
 from gatera_lab.diagnostics.plotting import save_png
 from gatera_lab.errors import ConfigError, GateraError
+from gatera_lab.experiments.claims import Comparison
 from gatera_lab.experiments.claims_file import load_claims
 from gatera_lab.experiments.majority_baseline import majority_label_accuracy
 from gatera_lab.experiments.plan import build_plan, run_status
 from gatera_lab.experiments.records import load_records
-from gatera_lab.experiments.report_claims import claims as claim_lines
+from gatera_lab.experiments.report_claims import claim_groups, claim_lines
 from gatera_lab.experiments.report_data import ReportData, report_data
 from gatera_lab.experiments.report_facts import (
     budget,
@@ -38,6 +40,7 @@ from gatera_lab.experiments.report_facts import (
     protocol,
     test_subset,
 )
+from gatera_lab.experiments.report_forest import forest_figure
 from gatera_lab.experiments.report_pictures import pictures
 from gatera_lab.experiments.report_tables import (
     accuracy_table,
@@ -86,13 +89,27 @@ def build_report(data: ReportData, report_command: str) -> tuple[str, dict[str, 
     spec, plan, records, claims = data.spec, data.plan, data.records, data.claims_spec
     done = sum(run_status(run, records.get(run.name)) == "done" for run in plan.runs)
     picture_text, figures = pictures(data)
+    groups = claim_groups(data)
+    forest = forest_figure(
+        [
+            claim
+            for name in ("paper", "entropy", "variants")
+            for claim in groups[name]
+            if isinstance(claim, Comparison)
+        ]
+    )
+    forest_text = ""
+    if forest is not None:
+        figures[f"{data.prefix}claims.png"] = forest
+        forest_text = f"![the accuracy claims' differences and intervals]({data.prefix}claims.png)\n"
     sections = [
         f"# Results: sweep `{spec.name}`\n",
         f"Rebuilt by `{report_command}` on {time.strftime('%Y-%m-%d %H:%M %Z')} from the records "
         f"({done} of {len(plan.runs)} named runs complete, {len(plan.waiting)} group(s) not named yet). "
         f"Sweep file: `{spec.path}`.\n",
         "## What was and was not reproduced\n",
-        "\n".join(f"- {line}" for line in claim_lines(data)) + "\n",
+        "\n".join(f"- {line}" for line in claim_lines(groups)) + "\n",
+        forest_text,
         VERDICT_RULE,
         "## Test accuracy (%)\n",
         f"Mean ± sample std over seeds. Test rows: {test_subset(data.config)}; {protocol(data.config)}. "
