@@ -533,6 +533,7 @@ def test_report_of_a_complete_sweep_states_the_claims_from_the_numbers(resolver,
         "side only" in page
     )
     assert "claimed: positive, no published number → **reproduced**" in page
+    assert "| gated mean minus ungated mean (over the families) | +3.0 | +3.0 |" in page  # per task
     assert "hira_gate minus hira = +3.00 points" in page and "paper: +0.81 → **reproduced**" in page
     assert (
         "hira minus lora = +0.00 points" in page

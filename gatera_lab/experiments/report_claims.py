@@ -13,12 +13,19 @@ page's lines (`claim_lines`) and its picture of the intervals (`report_forest`) 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from gatera_lab.evaluation.results_table import COMMONSENSE_COLUMNS
 from gatera_lab.experiments.claims import Comparison, GateClaim, compare, gate_claim, row_values
 from gatera_lab.experiments.claims_file import ClaimsSpec
 from gatera_lab.experiments.report_data import Finals, ReportData, num
-from gatera_lab.experiments.seed_results import entropy_tested, gate_value, mean_std, seed_cells
+from gatera_lab.experiments.seed_results import (
+    TestedRun,
+    entropy_tested,
+    gate_value,
+    mean_std,
+    seed_cells,
+)
 
 NEAR_BINARY = "per_row.near_binary"
 Claim = Comparison | GateClaim | str
@@ -47,14 +54,25 @@ def claim_lines(groups: dict[str, list[Claim]]) -> list[str]:
     return [sentence(claim) for group in groups.values() for claim in group]
 
 
+Sides = tuple[list[dict[Any, TestedRun]], list[dict[Any, TestedRun]]]
+
+
+def present_sides(pairs: list[tuple[str, str]], first: Finals, second: Finals) -> Sides | None:
+    """The ``{seed: run}`` groups of each side over the pairs ``[A, B]`` with ``A`` in ``first`` and ``B`` in
+    ``second``; None when no pair is present."""
+    present = [(a, b) for a, b in pairs if a in first and b in second]
+    if not present:
+        return None
+    return [first[a] for a, _ in present], [second[b] for _, b in present]
+
+
 def comparison_claims(claims: ClaimsSpec, finals: Finals) -> list[Comparison]:
     """``A minus B`` of every comparison claim, pooled over its pairs present in ``finals``."""
     comparisons = []
     for claim in claims.comparisons:
-        present = [(a, b) for a, b in claim.pairs if a in finals and b in finals]
-        if present:
-            first, second = [finals[a] for a, _ in present], [finals[b] for _, b in present]
-            comparisons.append(compare(claim.label, first, second, claim.paper))
+        sides = present_sides(claim.pairs, finals, finals)
+        if sides:
+            comparisons.append(compare(claim.label, *sides, claim.paper))
     return comparisons
 
 
@@ -66,11 +84,10 @@ def variant_claims(data: ReportData) -> list[Comparison]:
         runs = data.variants.get(claim.variant)
         if runs is None:
             continue  # the sweep file has no such variant
-        present = [(a, b) for a, b in claim.pairs if a in runs and b in data.finals]
-        if present:
-            first, second = [runs[a] for a, _ in present], [data.finals[b] for _, b in present]
+        sides = present_sides(claim.pairs, runs, data.finals)
+        if sides:
             sign = 1.0 if claim.hypothesis == "positive" else -1.0
-            comparison = compare(claim.label, first, second, None)
+            comparison = compare(claim.label, *sides, None)
             comparisons.append(replace(comparison, hypothesis=True, claimed_sign=sign))
     return comparisons
 

@@ -3,8 +3,8 @@
     gatera-lab report --records results/study/records --out docs/results.md [--sweep configs/sweeps/study.yaml]
 
 Sections: what was and was not reproduced (`report_claims`, and a picture of the intervals: `report_forest`),
-the test table (zero-shot row, each method's
-``mean ± std`` over seeds), the published rows, the learning-rate choice of each family, the entropy-weight
+the test table (zero-shot row, each method's ``mean ± std`` over seeds), each comparison task by task
+(`report_task_differences`), the published rows, the learning-rate choice of each family, the entropy-weight
 sweep, the gate statistics, the variants (`report_tables`), the pictures (`report_pictures`), the budget, the machine and
 time, the exact commands, and the runs still missing (`report_facts`). Every number is read from a record;
 the claims and published rows come from the claims file (`claims_file`). The page and its pictures
@@ -51,6 +51,7 @@ from gatera_lab.experiments.report_tables import (
     published_table,
     variant_table,
 )
+from gatera_lab.experiments.report_task_differences import task_difference_table
 from gatera_lab.experiments.sweep_file import load_sweep
 
 DEFAULT_SWEEP = "configs/sweeps/study.yaml"
@@ -118,6 +119,11 @@ def build_report(data: ReportData, report_command: str) -> tuple[str, dict[str, 
         "common gold answer in the same rows: a model that learned only one preferred answer per task scores "
         "about this.\n",
         accuracy_table(data),
+        "## Where the differences come from (per task)\n",
+        "Each comparison of the first section, task by task: A minus B in points, mean over the seeds both "
+        "sides have (plain means; a task holds one eighth of the paired rows, so its difference is roughly "
+        "2.8 times as noisy as the average's, whose interval is above).\n",
+        task_difference_table(data),
         f"## Published reference ({claims.published.source})\n",
         published_table(data),
         "## Learning rate of each family (validation split, never a test set)\n",
