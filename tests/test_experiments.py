@@ -403,6 +403,7 @@ def test_two_run_sweep_records_skips_and_reports(olmo_wheel, tiny_model_dir, tmp
     assert "learning rate 0.001 has the highest mean validation accuracy over hira, hira_gate" in page
     pictures = sorted(path.name for path in out.parent.glob("*.png"))
     assert pictures == [
+        "results_claims.png",
         "results_gate_heatmap_hira_gate.png",
         "results_gate_trace.png",
         "results_prefill_decode.png",
