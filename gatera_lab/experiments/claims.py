@@ -64,6 +64,11 @@ class Comparison:
         )
 
 
+def common_seeds(groups: list[dict[Any, TestedRun]]) -> list[Any]:
+    """The seeds every ``{seed: run}`` group has, in the first group's order."""
+    return [seed for seed in (groups[0] if groups else {}) if all(seed in group for group in groups)]
+
+
 def compare(
     label: str,
     first: list[dict[Any, TestedRun]],
@@ -75,8 +80,7 @@ def compare(
     ``first`` and ``second`` are lists of ``{seed: TestedRun}`` (e.g. the gated and the ungated method of
     every family); a seed counts when every group of both sides has it.
     """
-    groups = [*first, *second]
-    seeds = [seed for seed in (groups[0] if groups else {}) if all(seed in group for group in groups)]
+    seeds = common_seeds([*first, *second])
     return Comparison(label, paper, tuple(seeds), _paired(first, second, seeds))
 
 

@@ -188,7 +188,6 @@ class _PlanBuilder:
                 needs_test=False,
                 args=args,
                 resolved=resolved,
-                variant=variant,
             )
             self._by_identity[identity] = run
             self.plan.runs.append(run)
@@ -249,8 +248,10 @@ class _PlanBuilder:
                 choice = self.plan.choices.get(family.name)
                 if choice is None:
                     reason = f"waits for the learning-rate search of family {family.name!r}"
-                    group = WaitingGroup("variant", family.name, (method,), variant.seeds)
-                    self.plan.waiting.append(dataclasses.replace(group, reason=reason, variant=variant.name))
+                    group = WaitingGroup(
+                        "variant", family.name, (method,), variant.seeds, reason=reason, variant=variant.name
+                    )
+                    self.plan.waiting.append(group)
                     continue
                 for seed in variant.seeds:
                     overrides = {SEED_KEY: seed, LR_KEY: choice.learning_rate, **variant.overrides}

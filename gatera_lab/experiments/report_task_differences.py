@@ -17,6 +17,7 @@ import statistics
 from typing import Any
 
 from gatera_lab.evaluation.results_table import COMMONSENSE_COLUMNS
+from gatera_lab.experiments.claims import common_seeds
 from gatera_lab.experiments.report_claims import Sides, present_sides
 from gatera_lab.experiments.report_data import HEADER, ReportData, table
 from gatera_lab.experiments.seed_results import TestedRun
@@ -35,7 +36,7 @@ def task_differences(sides: Sides) -> tuple[list[float], list[Any]] | None:
     task missing from a run."""
     first, second = sides
     groups = [*first, *second]
-    seeds = [seed for seed in groups[0] if all(seed in group for group in groups)]
+    seeds = common_seeds(groups)
     if not seeds or any(
         task not in group[seed].accuracy for group in groups for seed in seeds for task in TASKS
     ):
