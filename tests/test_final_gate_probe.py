@@ -57,6 +57,12 @@ def test_measure_on_known_gates(tiny_model_dir, instruction_file):
     assert result["per_row"]["prompt_mean"] == pytest.approx([mean] * 6, abs=1e-5)
     assert result["per_row"]["response_mean"] == pytest.approx([mean] * 6, abs=1e-5)
     assert result["groups"]["all"]["near_binary"] == pytest.approx(near)
+    static = result["token_variance"]  # one gate per module on every token: all of the variance is between
+    assert static["within"] == pytest.approx(0.0, abs=1e-10) and static["flips"] == 0.0
+    assert static["between"] == pytest.approx(
+        float(torch.tensor(GATES).double().var(unbiased=False)), rel=1e-5
+    )
+    assert static["token_share"] == pytest.approx(0.0, abs=1e-8)
     prompts = result["prompts"]
     assert prompts["new_tokens"] == 2 and len(prompts["prefill_mean"]) == 3
     assert prompts["prefill_mean"] == pytest.approx([mean] * 3, abs=1e-5)

@@ -15,6 +15,10 @@ run of one data setup), so two runs or two kinds of token compare row by row:
 
     near_binary_i = |{(m, t in S_i): g < 0.1 or g > 0.9}| / (M |S_i|),   prompt_mean_i, response_mean_i alike
 
+``token_variance`` splits the variance of the gates on S into across tokens within a module and across
+modules (`gatera_lab.diagnostics.token_variance`): its ``token_share`` near 0 means the gates act as a static
+switch per module, not per token.
+
 Then the prompts of the first ``prompt_rows`` held-out rows are continued greedily for ``prompt_new_tokens``
 tokens (`trace_generation`): ``prompts`` keeps each one's prefill mean (its prompt pass) and decode mean (the
 passes of the generated tokens). Last, a greedy generation from the probe prompt keeps its prefill and decode
@@ -40,6 +44,7 @@ from gatera_lab.diagnostics.gate_statistics import HIGH, LOW, binary_entropy, gr
 from gatera_lab.diagnostics.generation_trace import trace_generation
 from gatera_lab.diagnostics.prefill_decode_monitor import DEFAULT_PROBE
 from gatera_lab.diagnostics.step_diagnostic import check_positive, diagnosed_model
+from gatera_lab.diagnostics.token_variance import stacked_real_gates, token_variance_split
 from gatera_lab.prompt_format import render_prompt
 from gatera_lab.run_folder import run_folder
 
@@ -181,6 +186,9 @@ class FinalGateProbe(Callback):
         capture = GateCapture(model)
         pooled: dict[str, dict[str, list[Tensor]]] = {}  # group -> {"all"|"prompt"|"response": values}
         per_row: dict[str, list[float]] = {key: [] for key in ROW_STATISTICS}
+        per_module: dict[
+            str, list[Tensor]
+        ] = {}  # module name -> per batch, its gates on the real tokens (n_b,)
         for batch in batches:
             real = batch["attention_mask"].to(device) != 0  # (B, T)
             response = real & (batch["response_mask"].to(device) != 0)  # (B, T)
@@ -193,6 +201,8 @@ class FinalGateProbe(Callback):
             finally:
                 capture.stop()
             gates = capture.first_gates()  # module name -> (B, T)
+            for name, gate in gates.items():
+                per_module.setdefault(name, []).append(gate.detach()[real].cpu())
             for key, values in row_statistics(gates, real, response).items():
                 per_row[key] += values.tolist()
             for part, mask in masks.items():
@@ -214,6 +224,10 @@ class FinalGateProbe(Callback):
             "modules": len(gated_layers(model)),
             "groups": groups,
             "per_row": {key: _rounded(values) for key, values in per_row.items()},
+            "token_variance": {
+                key: _finite(value)
+                for key, value in token_variance_split(stacked_real_gates(per_module)).items()
+            },
             "histogram": None if histograms is None else {"bins": self.bins, **histograms},
         }
 
