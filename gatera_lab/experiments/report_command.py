@@ -66,6 +66,11 @@ VERDICT_RULE = (
     "interval covers the sampling of the rows only, not how much two trainings with other seeds would "
     "differ: claims over one seed are provisional until more seeds are recorded.\n"
 )
+TOKEN_SHARE_TEXT = (
+    "Token share: the part of the gates' variance on held-out tokens that lies across tokens within a module "
+    "rather than across modules (`gatera_lab/diagnostics/token_variance.py`): 0 is a static switch per module "
+    "(the GateRA paper's static-gate ablation), 1 a gate that depends on the token alone."
+)
 
 
 def variant_descriptions(data: ReportData) -> str:
@@ -130,14 +135,15 @@ def build_report(data: ReportData, report_command: str) -> tuple[str, dict[str, 
         learning_rate_tables(data),
         "## Entropy weight (lambda) sweep\n",
         "Validation and test accuracy in %, gate statistics at the end of training on held-out rows "
-        "(prompt / response tokens) and on greedy continuations of held-out prompts (prefill / decode passes).\n",
+        "(prompt / response tokens) and on greedy continuations of held-out prompts (prefill / decode passes). "
+        f"{TOKEN_SHARE_TEXT}\n",
         entropy_table(data),
         "## Gates before and after training (final runs)\n",
         "Step 0: the gates on the first training batch, before any update (the fit's gate trace, logged by "
         "`GateStatisticsMonitor`); the other columns: held-out rows after the last step (mean ± std over "
         "seeds). A gate g multiplies its adapter's output: gates that stay near their initial value act like "
         "a constant factor on the adapter's scale (LoRA's alpha), and with Adam's scale-free steps each step "
-        "then moves the model's output by about that factor less than the ungated method's.\n",
+        f"then moves the model's output by about that factor less than the ungated method's. {TOKEN_SHARE_TEXT}\n",
         gate_table(data),
         "## Variants (the finals with one setting changed)\n",
         variant_descriptions(data),

@@ -20,8 +20,9 @@ ENTROPY_KEYS = (
     "response_mean",
     "probe.prefill_mean",
     "probe.decode_mean",
+    "token_variance.token_share",
 )
-GATE_COLUMNS = ("gate mean", "near-binary", "prompt", "response", "prefill", "decode")
+GATE_COLUMNS = ("gate mean", "near-binary", "prompt", "response", "prefill", "decode", "token share")
 GATE_KEYS = ("mean", "near_binary", "entropy", *ENTROPY_KEYS[2:])
 TRACE_START = ("mean", "near_binary")  # of the gate trace's first point: the gates before any update
 

@@ -121,7 +121,8 @@ def seed_cells(runs: dict[Any, TestedRun]) -> dict[str, tuple[float, float]]:
 
 
 def gate_value(record: dict[str, Any], key: str) -> float:
-    """A record's final gate statistic: ``<key>`` of group ``all``, or ``probe.<key>`` (NaN if absent).
+    """A record's final gate statistic: ``<key>`` of group ``all``, ``probe.<key>`` or ``token_variance.<key>``
+    (`gatera_lab.diagnostics.token_variance`; NaN if absent).
 
     ``probe.prefill_mean`` / ``probe.decode_mean`` are the means over the held-out prompts' continuations
     (``prompts``) where the record has them, else those of the single probe prompt.
@@ -131,6 +132,8 @@ def gate_value(record: dict[str, Any], key: str) -> float:
         name = key.removeprefix("probe.")
         per_prompt = [value for value in (gates.get("prompts") or {}).get(name) or [] if value is not None]
         value = statistics.fmean(per_prompt) if per_prompt else (gates.get("probe") or {}).get(name)
+    elif key.startswith("token_variance."):
+        value = (gates.get("token_variance") or {}).get(key.removeprefix("token_variance."))
     else:
         value = ((gates.get("groups") or {}).get("all") or {}).get(key)
     return math.nan if value is None else float(value)
