@@ -17,8 +17,7 @@ import sys
 from pathlib import Path
 
 from gatera_lab.experiments.gate_trace import read_gate_trace
-from gatera_lab.experiments.records import load_records, read_record, write_record
-from gatera_lab.experiments.run_claims import claim_run
+from gatera_lab.experiments.record_backfill import backfill_records, print_outcome
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -30,37 +29,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def backfill(records_dir: Path, runs_dir: Path) -> dict[str, list[str]]:
     """Names of the records ``added`` a trace, ``held`` by a worker, ``missing`` their log folder."""
-    outcome: dict[str, list[str]] = {"added": [], "held": [], "missing": []}
-    for name, record in sorted(load_records(records_dir).items()):
-        fit = record.get("fit")
-        if not fit or "gate_trace" in fit:
-            continue
-        with claim_run(runs_dir, name) as mine:
-            if not mine:
-                outcome["held"].append(name)
-                continue
-            record = read_record(records_dir, name)  # as it is now that the claim is ours
-            log_dir = Path(record["fit"]["log_dir"])
-            if not log_dir.is_dir():
-                outcome["missing"].append(name)
-                continue
-            record["fit"]["gate_trace"] = read_gate_trace(log_dir)
-            write_record(records_dir, record)
-            outcome["added"].append(name)
-    return outcome
+
+    def fill(record: dict) -> bool:
+        log_dir = Path(record["fit"]["log_dir"])
+        if not log_dir.is_dir():
+            return False
+        record["fit"]["gate_trace"] = read_gate_trace(log_dir)
+        return True
+
+    def wanted(record: dict) -> bool:
+        return bool(record.get("fit")) and "gate_trace" not in record["fit"]
+
+    return backfill_records(records_dir, runs_dir, wanted, fill)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     outcome = backfill(args.records, args.runs)
-    for key, text in (
-        ("added", "gate trace added"),
-        ("held", "held by a worker, left"),
-        ("missing", "log folder gone, left"),
-    ):
-        for name in outcome[key]:
-            print(f"{name}: {text}")
-    print(f"{len(outcome['added'])} record(s) updated in {args.records}")
+    texts = {
+        "added": "gate trace added",
+        "held": "held by a worker, left",
+        "missing": "log folder gone, left",
+    }
+    print_outcome(outcome, texts, args.records)
     return 0
 
 

@@ -24,8 +24,7 @@ import torch
 import yaml
 
 from gatera_lab.diagnostics.final_gate_probe import FinalGateProbe, held_out_batches
-from gatera_lab.experiments.records import load_records, read_record, write_record
-from gatera_lab.experiments.run_claims import claim_run
+from gatera_lab.experiments.record_backfill import backfill_records, print_outcome
 from gatera_lab.gates_command import load_gated_model
 
 
@@ -65,42 +64,36 @@ def measure(log_dir: Path, probe: FinalGateProbe) -> dict[str, Any]:
 
 def backfill(records_dir: Path, runs_dir: Path) -> dict[str, list[str]]:
     """Names of the records ``added`` the split, ``held`` by a worker, ``missing`` their checkpoint."""
-    outcome: dict[str, list[str]] = {"added": [], "held": [], "missing": []}
     probe = FinalGateProbe()
-    for name, record in sorted(load_records(records_dir).items()):
-        if not record.get("gates") or "token_variance" in record["gates"]:
-            continue
-        with claim_run(runs_dir, name) as mine:
-            if not mine:
-                outcome["held"].append(name)
-                continue
-            record = read_record(records_dir, name)  # as it is now that the claim is ours
-            log_dir = Path(record["fit"]["log_dir"])
-            if not (log_dir / "checkpoints").is_dir():
-                outcome["missing"].append(name)
-                continue
-            statistics = measure(log_dir, probe)
-            record["gates"]["token_variance"] = statistics["token_variance"]
-            write_record(records_dir, record)
-            recorded, now = record["gates"]["groups"]["all"]["mean"], statistics["groups"]["all"]["mean"]
-            split = statistics["token_variance"]
-            print(
-                f"{name}: token share {split['token_share']:.3f}, flips {split['flips']:.4f} "
-                f"(mean gate recorded {recorded:.4f}, re-measured {now:.4f})",
-                flush=True,
-            )
-            outcome["added"].append(name)
-    return outcome
+
+    def fill(record: dict) -> bool:
+        log_dir = Path(record["fit"]["log_dir"])
+        if not (log_dir / "checkpoints").is_dir():
+            return False
+        statistics = measure(log_dir, probe)
+        record["gates"]["token_variance"] = statistics["token_variance"]
+        recorded, now = record["gates"]["groups"]["all"]["mean"], statistics["groups"]["all"]["mean"]
+        split = statistics["token_variance"]
+        print(
+            f"{record['name']}: token share {split['token_share']:.3f}, flips {split['flips']:.4f} "
+            f"(mean gate recorded {recorded:.4f}, re-measured {now:.4f})",
+            flush=True,
+        )
+        return True
+
+    def wanted(record: dict) -> bool:
+        return bool(record.get("gates")) and "token_variance" not in record["gates"]
+
+    return backfill_records(records_dir, runs_dir, wanted, fill)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     outcome = backfill(args.records, args.runs)
-    for key, text in (("held", "held by a worker, left"), ("missing", "checkpoint gone, left")):
-        for name in outcome[key]:
-            print(f"{name}: {text}")
-    print(f"{len(outcome['added'])} record(s) updated in {args.records}")
+    print_outcome(
+        outcome, {"held": "held by a worker, left", "missing": "checkpoint gone, left"}, args.records
+    )
     return 0
 
 
