@@ -422,6 +422,18 @@ def test_two_run_sweep_records_skips_and_reports(olmo_wheel, tiny_model_dir, tmp
     assert json.loads(path.read_text()) == gated
     assert backfill.backfill(records_dir, tmp_path / "runs") == {"added": [], "held": [], "missing": []}
 
+    # the gates' token / module variance split: written by the fit, and measured again from its checkpoint
+    split = gated["gates"]["token_variance"]
+    assert (
+        split["total"] == pytest.approx(split["within"] + split["between"]) and 0 <= split["token_share"] <= 1
+    )
+    backfill = load_script("backfill_token_variance")
+    path.write_text(
+        json.dumps({**gated, "gates": {k: v for k, v in gated["gates"].items() if k != "token_variance"}})
+    )
+    assert backfill.backfill(records_dir, tmp_path / "runs")["added"] == [gated["name"]]
+    assert json.loads(path.read_text())["gates"]["token_variance"] == pytest.approx(split, rel=1e-3, abs=1e-6)
+
 
 def test_sweep_errors_name_the_option(tmp_path, capsys):
     assert main(["sweep", "--sweep", str(tmp_path / "none.yaml")]) == 2
