@@ -186,9 +186,8 @@ class FinalGateProbe(Callback):
         capture = GateCapture(model)
         pooled: dict[str, dict[str, list[Tensor]]] = {}  # group -> {"all"|"prompt"|"response": values}
         per_row: dict[str, list[float]] = {key: [] for key in ROW_STATISTICS}
-        per_module: dict[
-            str, list[Tensor]
-        ] = {}  # module name -> per batch, its gates on the real tokens (n_b,)
+        # module name -> per batch, the module's gates on that batch's real tokens (n_b,)
+        per_module: dict[str, list[Tensor]] = {}
         for batch in batches:
             real = batch["attention_mask"].to(device) != 0  # (B, T)
             response = real & (batch["response_mask"].to(device) != 0)  # (B, T)
