@@ -1,30 +1,79 @@
-"""The next-token loss on response tokens only (HiRA/GateRA) or on every real token (LLM-Adapters)."""
+"""The next-token loss on response tokens only (HiRA/GateRA) or on every real token (LLM-Adapters).
+
+    loss = -(1/S) sum_{(b, t) selected} log softmax(logits[b, t])[input_ids[b, t + 1]]
+
+`loss_targets` finds the S selected positions; `GateraModule` asks the model for the logits at those
+positions only (`gatera_lab.selected_logits.logits_at`), so the (B, T, V) output layer is never computed;
+`target_loss` takes those (S, V) logits. The float32 log-softmax runs ``chunk_size`` positions at a time
+(`gatera_lab.selected_logits.target_log_probs`). The mean is taken by ``nll_loss`` over the same B (T-1)
+slots as ``F.cross_entropy`` with ``ignore_index`` over all positions (the unselected ones ignored), so
+its summation order is kept: given the same logits, value and gradient are bitwise those of the plain
+formula (`tests/test_causal_lm_loss.py`).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from gatera_lab.selected_logits import DEFAULT_CHUNK_SIZE, target_log_probs
+
 LossOn = Literal["response", "all"]
+
+
+@dataclass(frozen=True)
+class LossTargets:
+    """The S target tokens of a batch and the positions whose logits predict them."""
+
+    selected: Tensor  # (B, T-1) bool: position t predicts a target token t + 1
+    rows: Tensor  # (S,)
+    positions: Tensor  # (S,)
+    tokens: Tensor  # (S,) input_ids[rows, positions + 1]
+
+
+def loss_targets(
+    input_ids: Tensor, attention_mask: Tensor, response_mask: Tensor, loss_on: LossOn
+) -> LossTargets:
+    """The targets of ``loss_on``: ``"response"`` counts response tokens only, ``"all"`` every real token.
+
+    Args:
+        input_ids: (B, T) token ids.
+        attention_mask: (B, T), 1 on real tokens.
+        response_mask: (B, T), 1 on response tokens.
+        loss_on: ``"response"`` or ``"all"``.
+    """
+    target_mask = response_mask if loss_on == "response" else attention_mask
+    selected = target_mask[:, 1:] != 0  # (B, T-1)
+    rows, positions = selected.nonzero(as_tuple=True)  # (S,), (S,): one host sync
+    return LossTargets(selected, rows, positions, input_ids[:, 1:][rows, positions])
+
+
+def target_loss(target_logits: Tensor, targets: LossTargets, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Tensor:
+    """The mean cross-entropy over the targets, from the logits at their positions only.
+
+    Args:
+        target_logits: (S, V) or (1, S, V), row ``s`` the logits at ``(targets.rows[s], targets.positions[s])``.
+        targets: from `loss_targets`.
+        chunk_size: positions per float32 log-softmax (`gatera_lab.selected_logits.target_log_probs`).
+    """
+    log_probs = target_log_probs(target_logits, targets.tokens, chunk_size)  # (S,)
+    slots = log_probs.new_zeros((*targets.selected.shape, 1)).index_put(
+        (targets.rows, targets.positions), log_probs[:, None]
+    )  # (B, T-1, 1)
+    slot_targets = torch.where(targets.selected, 0, -100).reshape(
+        -1
+    )  # (B (T-1),): class 0 of a slot, or ignored
+    return F.nll_loss(slots.reshape(-1, 1), slot_targets, ignore_index=-100)
 
 
 def causal_lm_loss(
     logits: Tensor, input_ids: Tensor, attention_mask: Tensor, response_mask: Tensor, loss_on: LossOn
 ) -> Tensor:
-    """Mean cross-entropy of predicting token t+1 from positions <= t, over the selected target tokens.
-
-        loss = -(1/S) sum_{(b, t) selected} log softmax(logits[b, t])[input_ids[b, t + 1]]
-
-    The log-softmax runs on the S selected positions only, in float32: with the answer-text format a batch
-    of 8 rows of 600 tokens has a few dozen targets, and a float32 log-softmax over every position's 49,152
-    logits (and its backward) would cost a third of the training step and about 3 GB. The result is
-    bitwise equal to ``F.cross_entropy`` over all B (T-1) positions with ``ignore_index``, in value and in
-    gradient: the log-softmax is computed row by row either way, and the mean is taken by the same
-    ``nll_loss`` over the same B (T-1) slots (the unselected ones ignored), so its summation order is kept
-    (`tests/test_causal_lm_loss.py`; `benchmarks/response_loss.py` times both).
+    """The same loss from full (B, T, V) logits (for callers that already hold them).
 
     Args:
         logits: (B, T, V) next-token logits.
@@ -33,14 +82,5 @@ def causal_lm_loss(
         response_mask: (B, T), 1 on response tokens.
         loss_on: ``"response"`` counts response targets only, ``"all"`` every real target token.
     """
-    target_mask = response_mask if loss_on == "response" else attention_mask
-    selected = target_mask[:, 1:] != 0  # (B, T-1)
-    rows, positions = selected.nonzero(as_tuple=True)  # (S,), (S,)
-    targets = input_ids[:, 1:][rows, positions]  # (S,)
-    log_probs = F.log_softmax(logits[rows, positions].float(), dim=-1)  # (S, V)
-    target_log_probs = log_probs.gather(1, targets[:, None])  # (S, 1)
-    slots = target_log_probs.new_zeros((*selected.shape, 1)).index_put(
-        (rows, positions), target_log_probs
-    )  # (B, T-1, 1)
-    slot_targets = torch.where(selected, 0, -100).reshape(-1)  # (B (T-1),): class 0 of each slot, or ignored
-    return F.nll_loss(slots.reshape(-1, 1), slot_targets, ignore_index=-100)
+    targets = loss_targets(input_ids, attention_mask, response_mask, loss_on)
+    return target_loss(logits[targets.rows, targets.positions], targets)  # (S, V) -> ()

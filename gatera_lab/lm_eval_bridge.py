@@ -33,6 +33,8 @@ from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 from torch import Tensor, nn
 from transformers import PreTrainedTokenizerBase, StoppingCriteria, StoppingCriteriaList
 
+from gatera_lab.selected_logits import logits_at
+
 DEFAULT_MAX_GEN_TOKS = 256
 DEFAULT_MAX_LENGTH = 2048
 
@@ -145,12 +147,27 @@ class AdaptedModelLM(TemplateLM):
             for row, ids in enumerate(inputs):
                 input_ids[row, : len(ids)] = torch.tensor(ids)
                 attention_mask[row, : len(ids)] = 1
-            logits = self.model(
-                input_ids=input_ids.to(self.device), attention_mask=attention_mask.to(self.device)
-            ).logits  # (B, T, V): position t predicts token t + 1
+            rows = [row for row, target in enumerate(scored) for _ in target]
+            positions = [
+                p
+                for row, target in enumerate(scored)
+                for p in range(len(inputs[row]) - len(target), len(inputs[row]))
+            ]
+            with logits_at(
+                self.model,
+                torch.tensor(rows, device=self.device),
+                torch.tensor(positions, device=self.device),
+            ):
+                logits = self.model(
+                    input_ids=input_ids.to(self.device),
+                    attention_mask=attention_mask.to(self.device),
+                    use_cache=False,
+                ).logits[0]  # (S, V): the continuation tokens' predictions only, row after row
+            start = 0
             for row, index in enumerate(chunk):
-                end, target = len(inputs[row]), scored[row]
-                log_probs = torch.log_softmax(logits[row, end - len(target) : end].float(), dim=-1)  # (n, V)
+                target = scored[row]
+                log_probs = torch.log_softmax(logits[start : start + len(target)].float(), dim=-1)  # (n, V)
+                start += len(target)
                 tokens = torch.tensor(target, device=log_probs.device)  # (n,)
                 log_likelihood = float(log_probs.gather(-1, tokens[:, None]).sum())
                 is_greedy = bool((log_probs.argmax(-1) == tokens).all())

@@ -18,9 +18,10 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torch.distributed.fsdp._common_utils import clean_tensor_name
+from torch.utils.checkpoint import checkpoint
 
 from gatera_lab.adapter_method import AdapterMethod, AdapterSummary, adapter_layers, adapter_parameters
-from gatera_lab.causal_lm_loss import LossOn, causal_lm_loss
+from gatera_lab.causal_lm_loss import LossOn, loss_targets, target_loss
 from gatera_lab.checkpoint_metadata import (
     METADATA_KEY,
     RNG_KEY,
@@ -33,10 +34,12 @@ from gatera_lab.errors import ConfigError
 from gatera_lab.evaluation import Protocol, TaskAccuracy
 from gatera_lab.evaluation.choice_items import is_eval_batch
 from gatera_lab.global_token_mean import data_parallel_world_size, global_token_shares, scale_gradient
+from gatera_lab.micro_batches import split_rows
 from gatera_lab.multiple_choice_evaluation import MultipleChoiceEvaluation
 from gatera_lab.optimization import Schedule, build_optimizer
 from gatera_lab.precision_policy import check_precision
 from gatera_lab.registry import build_method
+from gatera_lab.selected_logits import logits_at, target_log_probs
 from gatera_lab.token_gate import capture_gate_logits, masked_gate_entropy
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -59,6 +62,7 @@ class GateraModule(MultipleChoiceEvaluation):
         eval_protocol: Protocol = "likelihood",
         generation_max_new_tokens: int = 32,
         generation_num_beams: int = 1,
+        micro_batch_tokens: int | None = None,
     ) -> None:
         """
         Args:
@@ -79,6 +83,10 @@ class GateraModule(MultipleChoiceEvaluation):
                 Validation during ``fit`` always uses ``likelihood``.
             generation_max_new_tokens: response length for ``generation`` (the papers use 32).
             generation_num_beams: beams for ``generation`` (the papers use 4; 1 is greedy).
+            micro_batch_tokens: the most token slots (rows x columns) one training or validation forward
+                holds; a larger batch runs as micro-batches of whole rows (`gatera_lab.micro_batches`), each
+                recomputed in backward, with the loss still the mean over the whole batch's tokens (so the
+                longest batches do not set the peak memory; they cost one more forward). ``null``: no cap.
         """
         super().__init__()
         if isinstance(method, str):
@@ -92,6 +100,10 @@ class GateraModule(MultipleChoiceEvaluation):
         if eval_protocol not in ("likelihood", "generation"):
             raise ConfigError(
                 f"option 'model.eval_protocol' must be 'likelihood' or 'generation', got {eval_protocol!r}"
+            )
+        if micro_batch_tokens is not None and micro_batch_tokens < 1:
+            raise ConfigError(
+                f"option 'model.micro_batch_tokens' must be >= 1 or null, got {micro_batch_tokens}"
             )
         if loss_on not in ("response", "all"):
             raise ConfigError(f"option 'model.loss_on' must be 'response' or 'all', got {loss_on!r}")
@@ -137,19 +149,73 @@ class GateraModule(MultipleChoiceEvaluation):
 
     # ------------------------------------------------------------------ steps
     def compute_losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """``task`` (causal-LM loss), ``entropy`` (mean gate entropy, gated only) and ``loss`` (their sum)."""
-        with capture_gate_logits(self.model) as gate_logits:
-            logits = self(batch["input_ids"], batch["attention_mask"])  # (B, T, V)
-        task = causal_lm_loss(
-            logits, batch["input_ids"], batch["attention_mask"], batch["response_mask"], self.hparams.loss_on
-        )
+        """``task`` (causal-LM loss), ``entropy`` (mean gate entropy, gated only) and ``loss`` (their sum).
+
+        The output layer runs at the S target positions only (`gatera_lab.selected_logits.logits_at`): the
+        forward's logits are (1, S, V), not (B, T, V). No key/value cache is built. A batch of more than
+        ``micro_batch_tokens`` token slots runs in micro-batches (`_micro_batched_means`).
+        """
+        cap = self.hparams.micro_batch_tokens
+        if cap is not None and batch["input_ids"].numel() > cap:
+            task, entropy = self._micro_batched_means(batch, cap)
+        else:
+            task, entropy = self._token_means(batch, mean=True)
         losses = {"task": task, "loss": task}
-        if self.gated:
-            entropy = masked_gate_entropy(gate_logits.latest(), batch["attention_mask"])
+        if entropy is not None:
             losses["entropy"] = entropy
             if self.method.entropy_weight > 0:
                 losses["loss"] = task + self.method.entropy_weight * entropy
         return losses
+
+    def _token_means(self, batch: dict[str, Tensor], mean: bool) -> tuple[Tensor, Tensor | None]:
+        """The task loss and the gate entropy of one forward: their means (``mean``) or their sums.
+
+        Sums: the task loss summed over target tokens, the entropy summed over real tokens (and averaged over
+        modules), so that micro-batches add up to the batch's means.
+        """
+        targets = loss_targets(
+            batch["input_ids"], batch["attention_mask"], batch["response_mask"], self.hparams.loss_on
+        )
+        with (
+            capture_gate_logits(self.model) as gate_logits,
+            logits_at(self.model, targets.rows, targets.positions),
+        ):
+            target_logits = self.model(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
+            ).logits  # (1, S, V)
+        if mean:
+            task = target_loss(target_logits, targets)
+        else:
+            task = -target_log_probs(target_logits, targets.tokens).sum()
+        if not self.gated:
+            return task, None
+        entropy = masked_gate_entropy(gate_logits.latest(), batch["attention_mask"])
+        return task, entropy if mean else entropy * (batch["attention_mask"] != 0).sum()
+
+    def _micro_batched_means(self, batch: dict[str, Tensor], cap: int) -> tuple[Tensor, Tensor | None]:
+        """The batch's token means from micro-batches of at most ``cap`` token slots.
+
+            task = sum_i sum_{t in S_i} l_t / |S|,    entropy = sum_i |R_i| H_i / |R|
+
+        (``S_i`` a micro-batch's targets, ``R_i`` its real tokens, ``H_i`` its mean gate entropy). With
+        gradients each micro-batch is recomputed in backward (`torch.utils.checkpoint`), so only one
+        micro-batch's activations are alive at a time; its dropout masks are replayed.
+        """
+        target_mask = (
+            batch["response_mask"] if self.hparams.loss_on == "response" else batch["attention_mask"]
+        )
+        target_count = (target_mask[:, 1:] != 0).sum()
+        real_count = (batch["attention_mask"] != 0).sum()
+        task, entropy = 0.0, 0.0
+        for part in split_rows(batch, cap):
+            if torch.is_grad_enabled():
+                sums = checkpoint(self._token_means, part, False, use_reentrant=False)
+            else:
+                sums = self._token_means(part, mean=False)
+            task = task + sums[0]
+            if sums[1] is not None:
+                entropy = entropy + sums[1]
+        return task / target_count, (entropy / real_count if self.gated else None)
 
     def training_objective(self, batch: dict[str, Tensor], losses: dict[str, Tensor]) -> Tensor:
         """What ``training_step`` backpropagates: ``losses["loss"]`` (same value), with each mean's gradient

@@ -1,0 +1,54 @@
+"""Training batches bounded by tokens: a batch of whole rows cut into micro-batches of at most N token slots.
+
+A batch of ``batch_size`` rows is as large as its longest rows make it (B x T token slots), so the longest
+batches of an epoch set a run's peak memory. `split_rows` cuts a batch into consecutive groups of whole
+rows, each with at most ``max_tokens`` slots (rows x its own longest row; a single row longer than that
+is a group of its own), trimming the padding columns at the end that no row of the group uses. Rows are
+independent in a causal LM's forward and padding is on the right, so each row's outputs are what the
+whole batch gives it. `GateraModule` then computes the batch's loss as the same token means over the
+whole batch (see `micro_batched_losses`), so one optimizer step still sees the batch it was given.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from gatera_lab.errors import ConfigError
+
+Batch = dict[str, Tensor]
+
+
+def split_rows(batch: Batch, max_tokens: int) -> list[Batch]:
+    """Consecutive groups of ``batch``'s rows with at most ``max_tokens`` token slots each (one row at least).
+
+    Args:
+        batch: tensors with the rows on dimension 0; (B, T) ones (``input_ids``, ``attention_mask``,
+            ``response_mask``, ...) are trimmed to the group's last used column.
+        max_tokens: the most (rows x columns) slots of one group.
+    """
+    if max_tokens < 1:
+        raise ConfigError(f"option 'model.micro_batch_tokens' must be >= 1, got {max_tokens}")
+    mask = batch["attention_mask"]  # (B, T)
+    rows, width = mask.shape
+    used = (mask != 0).flip(-1).int().argmax(-1)  # (B,) columns after each row's last real token
+    lengths = (width - used).where(mask.any(-1), 0).tolist()  # each row's last real column + 1
+    groups, start, longest = [], 0, 0
+    for row, length in enumerate(lengths):
+        longest_with_row = max(longest, length)
+        if row > start and (row - start + 1) * longest_with_row > max_tokens:
+            groups.append((start, row, longest))
+            start, longest_with_row = row, length
+        longest = longest_with_row
+    groups.append((start, rows, longest))
+    return [_rows(batch, first, end, max(columns, 1), width) for first, end, columns in groups]
+
+
+def _rows(batch: Batch, first: int, end: int, columns: int, width: int) -> Batch:
+    part = {}
+    for key, value in batch.items():
+        if isinstance(value, Tensor) and value.dim() >= 1 and value.shape[0] == len(batch["attention_mask"]):
+            value = value[first:end]  # (b, ...)
+            if value.dim() == 2 and value.shape[1] == width:
+                value = value[:, :columns]  # (b, t)
+        part[key] = value
+    return part
