@@ -14,6 +14,7 @@ demo: setup
 	gatera-lab fit --config configs/hira_gate.yaml --config configs/quick.yaml
 
 test: setup
+	.ci/check-links
 	ruff check .
 	ruff format --check .
 	.ci/lint-imports

@@ -34,6 +34,7 @@ from gatera_lab.errors import ConfigError
 from gatera_lab.evaluation import Protocol, TaskAccuracy
 from gatera_lab.evaluation.choice_items import is_eval_batch
 from gatera_lab.global_token_mean import data_parallel_world_size, global_token_shares, scale_gradient
+from gatera_lab.host_memory import release_host_memory, trim_free_heap
 from gatera_lab.micro_batches import split_rows
 from gatera_lab.multiple_choice_evaluation import MultipleChoiceEvaluation
 from gatera_lab.optimization import Schedule, build_optimizer
@@ -287,6 +288,27 @@ class GateraModule(MultipleChoiceEvaluation):
             sync_dist=True,
             add_dataloader_idx=False,
         )
+
+    # ------------------------------------------------------------------ host memory (`gatera_lab.host_memory`)
+    def on_validation_start(self) -> None:
+        release_host_memory()
+
+    def on_validation_end(self) -> None:
+        release_host_memory()
+
+    def on_test_start(self) -> None:
+        release_host_memory()
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        trim_free_heap()
+
+    def on_validation_batch_end(
+        self, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        trim_free_heap()
+
+    def on_test_batch_end(self, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        trim_free_heap()
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> dict[str, Any]:

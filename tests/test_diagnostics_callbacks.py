@@ -55,10 +55,13 @@ def callbacks(every: int = 2) -> list[Callback]:
     ]
 
 
-def fit(model_dir, instruction_file, root, method: str, every: int = 2, **method_kwargs):
+def fit(model_dir, instruction_file, root, method: str, every: int = 2, module_kwargs=None, **method_kwargs):
     L.seed_everything(0)
     module = GateraModule(
-        method=build_method(method, r=4, **method_kwargs), model=str(model_dir), warmup_steps=0
+        method=build_method(method, r=4, **method_kwargs),
+        model=str(model_dir),
+        warmup_steps=0,
+        **(module_kwargs or {}),
     )
     module.configure_model()
     if module.gated:
@@ -155,6 +158,31 @@ def test_gated_fit_writes_every_diagnostic_with_hand_computed_values(
     ]
     assert [path.name for path in probe.written] == names
     assert all(path.is_file() for path in probe.written)
+
+
+def test_every_diagnostic_runs_on_micro_batches_and_reads_the_first_one(
+    tiny_model_dir, instruction_file, tmp_path
+):
+    """With ``micro_batch_tokens`` the step's forwards are micro-batches, recomputed in backward."""
+    events, spy, _ = fit(
+        tiny_model_dir,
+        instruction_file,
+        tmp_path,
+        "hira_gate",
+        module_kwargs={"micro_batch_tokens": 60},
+        entropy_weight=ENTROPY_WEIGHT,
+    )
+    gates = torch.tensor(GATES, dtype=torch.float64)
+    approx = lambda value: pytest.approx(float(value), rel=1e-5, abs=1e-6)  # noqa: E731
+    for tag in ("gates/all/mean", "gradmask/all/grad_norm", "gates/entropy", "gates/all/prompt_mean"):
+        assert [event.step for event in events.Scalars(tag)] == [0, 2, 4]
+    assert scalar(events, "gates/all/mean", 0) == approx(gates.mean())
+    assert scalar(events, "gates/all/response_mean", 0) == approx(gates.mean())
+    for index, value in enumerate(GATES):
+        kind = ["q", "k", "v", "up", "down"][index % 5]
+        prefix = f"gradmask/L{index // 5:02d}.{kind}"
+        assert scalar(events, f"{prefix}/low_gate_grad_share", 0) == approx(1.0 if value < 0.1 else 0.0)
+    assert spy.hooks[1] == spy.hooks[3] == 0
 
 
 def test_ungated_fit_logs_nothing_gate_related_and_installs_no_hook(

@@ -47,7 +47,11 @@ class GateEntropyMonitor(GateCaptureDiagnostic):
         gates = capture.first_gates()
         if not gates:
             return
-        entropy = mean_gate_entropy(gates, capture.first_logits(), batch_tensor(batch, "attention_mask"))
+        entropy = mean_gate_entropy(
+            gates,
+            capture.first_logits(),
+            batch_tensor(batch, "attention_mask", like=next(iter(gates.values()), None)),
+        )
         weight = float(getattr(getattr(pl_module, "method", None), "entropy_weight", 0.0))
         scalars = {"gates/entropy": entropy, "gates/entropy_term": weight * entropy}
         loss = step_loss(outputs, trainer.accumulate_grad_batches)

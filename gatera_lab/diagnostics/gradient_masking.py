@@ -187,7 +187,10 @@ class GradientMaskingProbe:
         parameters = method_parameters(layer)
         real = torch.ones(x.shape[:-1], dtype=torch.bool, device=x.device)  # (B, T)
         if self._token_mask is not None:
-            real = self._token_mask.to(x.device).reshape(real.shape) != 0
+            mask = self._token_mask
+            if mask.dim() == 2 and x.dim() == 3:  # micro-batches: the first one's leading rows and columns
+                mask = mask[: x.shape[0], : x.shape[1]]
+            real = mask.to(x.device).reshape(real.shape) != 0
         with (
             _replayed_rng(rng, x.device),
             torch.autocast(x.device.type, dtype=autocast_dtype, enabled=autocast_enabled),

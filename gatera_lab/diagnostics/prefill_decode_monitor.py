@@ -105,8 +105,9 @@ class PrefillDecodeMonitor(GateCaptureDiagnostic):
         if capture is None:
             return
         gates = capture.first_gates()
-        attention = batch_tensor(batch, "attention_mask")
-        response = batch_tensor(batch, "response_mask")
+        first = next(iter(gates.values()), None)
+        attention = batch_tensor(batch, "attention_mask", like=first)
+        response = batch_tensor(batch, "response_mask", like=first)
         if not gates:
             return
         if attention is None:

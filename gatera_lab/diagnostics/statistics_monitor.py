@@ -81,7 +81,7 @@ class GateStatisticsMonitor(GateCaptureDiagnostic):
         gates = capture.first_gates()
         if not gates:
             return
-        mask = batch_tensor(batch, "attention_mask")
+        mask = batch_tensor(batch, "attention_mask", like=next(iter(gates.values()), None))
         scalars: dict[str, float] = {}
         for group, summary in grouped_summaries(gates, mask, self.low, self.high).items():
             if self._wanted(group, self.per_layer):

@@ -33,9 +33,17 @@ def diagnosed_model(pl_module: L.LightningModule) -> nn.Module:
     return model if isinstance(model, nn.Module) else pl_module
 
 
-def batch_tensor(batch: Any, key: str) -> Tensor | None:
-    """``batch[key]`` for a dict-like batch, else ``None``."""
-    return batch.get(key) if isinstance(batch, Mapping) else None
+def batch_tensor(batch: Any, key: str, like: Tensor | None = None) -> Tensor | None:
+    """``batch[key]`` for a dict-like batch, else ``None``.
+
+    With ``like``, a (b, t) tensor of the step's first forward (a captured gate), the (B, T) tensor is cut to
+    its leading b rows and t columns: under ``model.micro_batch_tokens`` the first forward is the first
+    micro-batch, the leading rows with trailing padding columns trimmed (`gatera_lab.micro_batches`).
+    """
+    value = batch.get(key) if isinstance(batch, Mapping) else None
+    if value is None or like is None or value.dim() != 2 or like.dim() != 2:
+        return value
+    return value[: like.shape[0], : like.shape[1]]  # (b, t)
 
 
 class StepDiagnostic(Callback):
