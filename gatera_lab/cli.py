@@ -29,6 +29,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from gatera_lab.config_file_check import check_config_files
 from gatera_lab.durable_checkpoint_io import use_durable_checkpoints
 from gatera_lab.errors import ConfigError, GateraError
+from gatera_lab.host_memory import bound_library_caches
 from gatera_lab.module import GateraModule
 from gatera_lab.registry import registry_entries
 from gatera_lab.shipped_configs import list_configs, resolve_config_arguments
@@ -157,6 +158,7 @@ def run_lightning_cli(args: list[str] | None) -> GateraCLI:
 def main(args: list[str] | None = None) -> int:
     """Entry point of ``gatera-lab``; ``args`` defaults to ``sys.argv[1:]`` (so tests can call it in-process)."""
     argv = sys.argv[1:] if args is None else list(args)
+    bound_library_caches()
     try:
         if not argv or argv[0] in HELP_FLAGS:
             print_help()
