@@ -9,6 +9,7 @@ Added to any `gatera-lab fit` / `test` command as ``--trainer.callbacks+=benchma
   (``torch.cuda.max_memory_allocated``, reset likewise);
 - ``start_bytes`` / ``end_bytes``: the resident set size when the phase starts and ends (what the phase
   kept: caches, the allocator's free lists);
+- ``peak_rises``: ``[batch index, token slots, peak so far]`` each time the fit's peak rose by 50 MiB;
 - ``seconds``: wall time of the phase; for fit also ``train_seconds`` (training batches only, optimizer
   step included; validation excluded), ``train_tokens`` (real tokens of the training batches) and the first
   20 steps' ``losses``; for test ``rows`` (multiple-choice rows scored).
@@ -102,6 +103,12 @@ class PhaseCost(Callback):
         fit["max_batch_targets"] = max(
             fit["max_batch_targets"], int((batch["response_mask"][:, 1:] != 0).sum())
         )
+        high_water = _status_bytes("VmHWM")
+        if (
+            high_water > fit.get("_high_water", 0) + 50 * 2**20
+        ):  # where the fit's peak rose, and by what batch
+            fit["_high_water"] = high_water
+            fit.setdefault("peak_rises", []).append([batch_idx, batch["input_ids"].numel(), high_water])
         if len(fit["losses"]) < LOSS_STEPS:
             loss = outputs["loss"] if isinstance(outputs, dict) else outputs
             fit["losses"].append(float(loss))

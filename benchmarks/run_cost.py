@@ -7,12 +7,13 @@ one after the other, each in a fresh process and an empty folder, with `benchmar
 recording each phase and ``os.wait4`` the process's own peak resident set size. Then it prints a Markdown
 table of old, new and their ratio.
 
-    python benchmarks/run_cost.py --baseline 70c8176 --scenario demo --scenario study-fit --threads 2
+    python benchmarks/run_cost.py --baseline 70c8176 --scenario demo --threads 2
+    python benchmarks/run_cost.py --baseline 70c8176 --scenario study-fit --threads 1
 
 Scenarios:
 - ``demo``: `make demo`'s command (hira_gate + quick: fit 100 steps, validation twice, test on 400 rows);
-- ``study-fit``: a study-overlay fit (hira_gate + configs/sweeps/study_overlay.yaml) cut to
-  ``--study-steps`` optimizer steps, no test.
+- ``study-fit``: a study-overlay fit (``--study-method``, dora by default, whose fits peaked highest in the
+  study, + configs/sweeps/study_overlay.yaml) cut to ``--study-steps`` optimizer steps, no test.
 """
 
 from __future__ import annotations
@@ -56,8 +57,8 @@ def unpack_revision(revision: str, folder: Path) -> Path:
     return folder
 
 
-def scenario_args(name: str, study_steps: int) -> list[str]:
-    args = list(SCENARIOS[name])
+def scenario_args(name: str, study_steps: int, study_method: str) -> list[str]:
+    args = [arg.format(method=study_method) for arg in SCENARIOS[name]]
     if name == "study-fit":
         args += [
             "--trainer.max_steps",
@@ -74,7 +75,7 @@ def scenario_args(name: str, study_steps: int) -> list[str]:
     ]
 
 
-def run_once(source: Path | None, config_root: Path, args: list[str], threads: int) -> dict:
+def run_once(source: Path | None, config_root: Path, args: list[str], threads: int, extra: list[str]) -> dict:
     """One run in an empty folder; ``source`` None means the working tree (the installed package)."""
     with tempfile.TemporaryDirectory(prefix="run-cost-") as folder:
         record_path = Path(folder) / "phase_cost.json"
@@ -85,7 +86,7 @@ def run_once(source: Path | None, config_root: Path, args: list[str], threads: i
             "OMP_NUM_THREADS": str(threads),
             "GATERA_LAB_PHASE_COST": str(record_path),
         }
-        resolved = [str(config_root / arg) if arg.startswith("configs/") else arg for arg in args]
+        resolved = [str(config_root / arg) if arg.startswith("configs/") else arg for arg in [*args, *extra]]
         command = [sys.executable, "-m", "gatera_lab.cli", *resolved]
         start = time.perf_counter()
         with open(Path(folder) / "output.log", "w") as log:
@@ -96,7 +97,10 @@ def run_once(source: Path | None, config_root: Path, args: list[str], threads: i
             sys.stdout.write((Path(folder) / "output.log").read_text()[-4000:])
             raise SystemExit(f"run_cost: {' '.join(command)} failed (status {status})")
         record = json.loads(record_path.read_text())
-        record["process_peak_bytes"] = usage.ru_maxrss * 1024  # Linux reports KiB
+        # the process's peak: the largest phase peak, or the lifetime high-water mark for what ran outside the
+        # phases (ru_maxrss counts only from the last reset of the phase's own high-water mark)
+        phases = [record.get(phase, {}).get("peak_bytes", 0) for phase in ("fit", "test")]
+        record["process_peak_bytes"] = max(usage.ru_maxrss * 1024, *phases)  # Linux reports KiB
         record["seconds"] = seconds
         return record
 
@@ -163,22 +167,29 @@ def main(argv: list[str] | None = None) -> dict:
         "--scenario", action="append", choices=sorted(SCENARIOS), help="repeatable; default demo"
     )
     parser.add_argument("--threads", type=int, default=2, help="torch threads of each run (OMP_NUM_THREADS)")
-    parser.add_argument("--study-steps", type=int, default=40, help="optimizer steps of study-fit")
+    parser.add_argument("--study-steps", type=int, default=60, help="optimizer steps of study-fit")
+    parser.add_argument(
+        "--study-method", default="dora", help="method config of study-fit (dora: the largest)"
+    )
     parser.add_argument("--only", choices=["old", "new"], help="run one side only (no ratios)")
     parser.add_argument("--out", type=Path, help="also write the raw records here (JSON)")
+    parser.add_argument(
+        "--new-args", nargs="*", default=[], help="extra options for the new code's command only"
+    )
     args = parser.parse_args(argv)
     results: dict[str, dict[str, dict]] = {}
     with tempfile.TemporaryDirectory(prefix="run-cost-old-") as old_folder:
         old_source = unpack_revision(args.baseline, Path(old_folder))
         for scenario in args.scenario or ["demo"]:
-            command = scenario_args(scenario, args.study_steps)
+            command = scenario_args(scenario, args.study_steps, args.study_method)
             results[scenario] = {}
             for side in ("old", "new"):
                 if args.only and side != args.only:
                     continue
                 source, configs = (old_source, old_source) if side == "old" else (None, ROOT)
                 print(f"run_cost: {scenario} with the {side} code ...", flush=True)
-                results[scenario][side] = run_once(source, configs, command, args.threads)
+                extra = args.new_args if side == "new" else []
+                results[scenario][side] = run_once(source, configs, command, args.threads, extra)
     if args.out:
         args.out.write_text(json.dumps(results, indent=1))
     if not args.only:
