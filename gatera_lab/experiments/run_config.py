@@ -4,7 +4,7 @@ The configuration is resolved by the real CLI's parser (``gatera-lab fit``'s, in
 built), so every default, config file and override is accounted for exactly as a run would see it. The
 *identity* of a run is a hash of that configuration without what cannot change the trained adapter:
 output folders, the progress bar and logging cadence, the gate diagnostics callbacks (they only read the
-gates and log), and the test-only settings (`TEST_KEYS`: the test subset and protocol), which are kept
+gates and log), how a step is computed (`COMPUTE_KEYS`: micro-batches), and the test-only settings (`TEST_KEYS`: the test subset and protocol), which are kept
 apart as the run's *test settings*. Two runs with equal identity train the same adapter, so
 one record serves both (a learning-rate search run is also the final run of its seed at the chosen rate).
 """
@@ -42,6 +42,8 @@ OUTPUT_KEYS = (
 )
 MEASUREMENT_CALLBACKS = "gatera_lab.diagnostics."  # gate diagnostics only read gates and log: not identity
 RUNNER_KEYS = ("test_after_fit",)  # the runner launches fit and test itself
+# how a step is computed, not what: micro-batches give the batch's loss and gradient (to float rounding)
+COMPUTE_KEYS = ("model.micro_batch_tokens",)
 
 Resolver = Callable[[Sequence[str]], dict[str, Any]]
 
@@ -142,7 +144,7 @@ def _without(config: dict[str, Any], dotted: str) -> None:
 def training_config(resolved: Mapping[str, Any]) -> dict[str, Any]:
     """``resolved`` without output folders, runner options and test-only settings: what decides the adapter."""
     config = json.loads(json.dumps(resolved))
-    for key in (*OUTPUT_KEYS, *RUNNER_KEYS, *TEST_KEYS):
+    for key in (*OUTPUT_KEYS, *RUNNER_KEYS, *TEST_KEYS, *COMPUTE_KEYS):
         _without(config, key)
     callbacks = get_path(config, "trainer.callbacks")
     if isinstance(callbacks, list):
