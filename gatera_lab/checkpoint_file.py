@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,10 @@ def load_checkpoint_file(path: str | os.PathLike[str], label: str | None = None)
     label = label or str(path)
     if not Path(path).is_file():
         raise ConfigError(f"{label}: checkpoint does not exist")
+    with open(path, "rb") as file:
+        head = file.read(2)
+    if not zipfile.is_zipfile(path) and head[:1] != b"\x80":  # torch.save writes a zip, or else a pickle
+        raise ConfigError(f"{label}: not a readable PyTorch checkpoint (neither a zip archive nor a pickle)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:

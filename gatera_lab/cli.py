@@ -26,6 +26,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from gatera_lab.checkpoint_file import load_checkpoint_file
 from gatera_lab.config_file_check import check_config_files
 from gatera_lab.durable_checkpoint_io import use_durable_checkpoints
 from gatera_lab.errors import ConfigError, GateraError
@@ -33,6 +34,8 @@ from gatera_lab.host_memory import bound_library_caches
 from gatera_lab.module import GateraModule
 from gatera_lab.registry import registry_entries
 from gatera_lab.shipped_configs import list_configs, resolve_config_arguments
+
+LIGHTNING_CHECKPOINT_NAMES = ("last", "best", "hpc")
 
 
 class GateraCLI(LightningCLI):
@@ -143,6 +146,23 @@ def print_help() -> None:
     print("\nRun `gatera-lab SUBCOMMAND --help` for the options of one subcommand.")
 
 
+def check_checkpoint_argument(argv: list[str]) -> None:
+    """A ``--ckpt_path`` file that is missing or not a readable checkpoint is a `ConfigError` naming it.
+
+    Lightning's own names (``last``, ``best``, ``hpc``, ``registry...``) are left to Lightning.
+    """
+    for index, arg in enumerate(argv):
+        if arg == "--ckpt_path" and index + 1 < len(argv):
+            path = argv[index + 1]
+        elif arg.startswith("--ckpt_path="):
+            path = arg.split("=", 1)[1]
+        else:
+            continue
+        if path in LIGHTNING_CHECKPOINT_NAMES or path.startswith("registry") or path in ("null", ""):
+            continue
+        load_checkpoint_file(path, label=f"option --ckpt_path: {path!r}")
+
+
 def run_lightning_cli(args: list[str] | None) -> GateraCLI:
     return GateraCLI(
         GateraModule,
@@ -172,6 +192,7 @@ def main(args: list[str] | None = None) -> int:
             return EXTRA_COMMANDS[argv[0]](argv[1:])
         argv = resolve_config_arguments(argv)  # --config hira_gate: the shipped config of that name
         check_config_files(argv)  # a broken YAML file is named, not a usage text
+        check_checkpoint_argument(argv)  # LightningCLI reads it while it parses: name a bad file first
         if args is None:
             sys.argv[1:] = argv  # LightningCLI reads sys.argv itself (and warns when given both)
         run_lightning_cli(None if args is None else argv)

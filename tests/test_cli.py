@@ -111,6 +111,29 @@ def test_bad_options_are_clear_errors(options, message, tiny_model_dir, instruct
     assert "Traceback" not in error
 
 
+@pytest.mark.parametrize("subcommand", ["fit", "test"])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "checkpoint does not exist"), (b"\x13\x37" * 64, "not a readable PyTorch checkpoint")],
+)
+def test_a_bad_checkpoint_path_is_a_clear_error(
+    subcommand, content, message, tiny_model_dir, instruction_file, tmp_path, capsys
+):
+    checkpoint = tmp_path / "run.ckpt"
+    if content is not None:
+        checkpoint.write_bytes(content)
+    args = [
+        subcommand,
+        "--config",
+        "configs/lora.yaml",
+        *tiny_overrides(tiny_model_dir, instruction_file, tmp_path, False),
+    ]
+    assert main([*args, "--ckpt_path", str(checkpoint), "--trainer.fast_dev_run", "1"]) == 2
+    error = capsys.readouterr().err
+    assert f"gatera-lab: error: option --ckpt_path: '{checkpoint}': {message}" in error
+    assert "Traceback" not in error
+
+
 def test_ddp_with_two_cpu_processes(tiny_model_dir, instruction_file, tmp_path):
     command = [
         sys.executable,
