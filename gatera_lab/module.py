@@ -35,6 +35,7 @@ from gatera_lab.evaluation import Protocol, TaskAccuracy
 from gatera_lab.evaluation.choice_items import is_eval_batch
 from gatera_lab.global_token_mean import data_parallel_world_size, global_token_shares, scale_gradient
 from gatera_lab.host_memory import release_host_memory, trim_free_heap
+from gatera_lab.layer_compilation import compile_decoder_layers
 from gatera_lab.micro_batches import split_rows
 from gatera_lab.multiple_choice_evaluation import MultipleChoiceEvaluation
 from gatera_lab.optimization import Schedule, build_optimizer
@@ -64,6 +65,7 @@ class GateraModule(MultipleChoiceEvaluation):
         generation_max_new_tokens: int = 32,
         generation_num_beams: int = 1,
         micro_batch_tokens: int | None = None,
+        compile: bool = False,
     ) -> None:
         """
         Args:
@@ -88,6 +90,9 @@ class GateraModule(MultipleChoiceEvaluation):
                 holds; a larger batch runs as micro-batches of whole rows (`gatera_lab.micro_batches`), each
                 recomputed in backward, with the loss still the mean over the whole batch's tokens (so the
                 longest batches do not set the peak memory; they cost one more forward). ``null``: no cap.
+            compile: compile the decoder layers with ``torch.compile`` (ungated methods only; see
+                `gatera_lab.layer_compilation` for why gated ones are refused, and docs/benchmarks.md for
+                what it gave on a CPU).
         """
         super().__init__()
         if isinstance(method, str):
@@ -137,6 +142,8 @@ class GateraModule(MultipleChoiceEvaluation):
         self.adapter_summary = self.method.apply(model)
         if self.hparams.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if self.hparams.get("compile"):
+            compile_decoder_layers(model, self.method.gate)
         self.model = model.train(self.training)
         rank_zero_info(str(self.adapter_summary))
 

@@ -42,8 +42,9 @@ OUTPUT_KEYS = (
 )
 MEASUREMENT_CALLBACKS = "gatera_lab.diagnostics."  # gate diagnostics only read gates and log: not identity
 RUNNER_KEYS = ("test_after_fit",)  # the runner launches fit and test itself
-# how a step is computed, not what: micro-batches give the batch's loss and gradient (to float rounding)
-COMPUTE_KEYS = ("model.micro_batch_tokens",)
+# how a step is computed, not what: micro-batches and compiled layers give the same loss and gradient (to
+# float rounding)
+COMPUTE_KEYS = ("model.micro_batch_tokens", "model.compile")
 
 Resolver = Callable[[Sequence[str]], dict[str, Any]]
 
