@@ -48,7 +48,8 @@ class DoRA(AdapterMethod):
         hidden = F.linear(layer.dropout(x), layer.lora_A) * self.scaling  # (..., r)
         base_product = F.linear(x, layer.base_layer.weight)  # (..., d_out) = W0 x
         combined = add_low_rank(base_product, hidden, layer.lora_B)  # (..., d_out) = W0 x + s B A x_d
-        return combined * ratio if bias is None else torch.addcmul(bias, combined, ratio)  # (..., d_out)
+        out = combined * ratio if bias is None else torch.addcmul(bias, combined, ratio)  # (..., d_out)
+        return out.to(combined.dtype)  # the float32 ratio would promote a bfloat16 residual stream to float32
 
     def forward_gated(self, layer: AdapterLinear, x: Tensor, gate: Tensor) -> Tensor:
         base = layer.base_layer
