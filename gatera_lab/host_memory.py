@@ -1,11 +1,11 @@
 """Hand freed host memory back to the operating system, so that a run's resident set follows what it uses.
 
 On Linux with glibc, memory that PyTorch frees on the CPU goes back to ``malloc``'s heap, which keeps it.
-Batches of varying shapes then fragment the heap: a fit of `make demo` whose tensors alive at once never
-exceeded about 3 GB held 6.8 GB resident by its end, and the test after it started from there.
+Batches of varying shapes then fragment the heap, so a fit ends holding far more than it uses, and a test
+after it starts from there (docs/benchmarks.md).
 ``malloc_trim(0)`` returns every free page of the heap to the system (the heap's address space stays, so
-nothing is copied); the pages a later step touches are faulted in again, which costs about 15% of a
-training step when done after every step. So `trim_free_heap` trims only when the resident memory that
+nothing is copied); the pages a later step touches are faulted in again, a cost paid by every step if
+done after every step. So `trim_free_heap` trims only when the resident memory that
 malloc does not hand out (the resident set less glibc's ``mallinfo2`` in-use bytes) grew by more than
 ``min_free_bytes`` since the last trim, which happens after the large steps that left the heap so, and `release_host_memory` trims at once (phase boundaries). Elsewhere (macOS, musl,
 CUDA memory) both do nothing.
@@ -85,7 +85,7 @@ def trim_free_heap(min_free_bytes: int = DEFAULT_MIN_FREE_BYTES) -> bool:
 
 # oneDNN (PyTorch's bfloat16 and float32 matmuls on x86 CPUs) caches up to 1,024 compiled primitives, one per
 # operand shape, each holding its own buffers; a run whose batches all differ in length fills that cache
-# with megabytes per batch (`make demo`'s test: 0.31 GiB more in use after 25 batches). 32 keeps the speed.
+# with megabytes per batch. 32 keeps the speed (docs/benchmarks.md).
 ONEDNN_PRIMITIVE_CACHE_CAPACITY = "32"
 
 
