@@ -1,6 +1,6 @@
 """How many token slots the training batches of an overlay hold, and how many a micro-batch cap would split.
 
-    python benchmarks/batch_sizes.py --config configs/quick.yaml --config configs/sweeps/study_overlay.yaml
+python benchmarks/batch_sizes.py --config configs/quick.yaml --config configs/sweeps/study_overlay.yaml
 """
 
 from __future__ import annotations
