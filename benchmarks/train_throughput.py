@@ -9,6 +9,11 @@ one warm-up batch; the optimizer step, the same for both, is left out. Tokens pe
 real tokens over the summed step times.
 
     python benchmarks/train_throughput.py --config configs/quick.yaml --batches 40 --threads 2
+
+With ``--compile`` the two columns are today's step eager ("old") and with ``model.compile`` ("new"), on two
+copies of the model (an ungated method: gated ones are refused), and the losses of each batch are compared.
+
+    python benchmarks/train_throughput.py --compile --method lora --batches 20 --threads 2
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ def old_loss(module: GateraModule, batch: dict[str, torch.Tensor]) -> torch.Tens
     task = causal_lm_loss(
         logits, batch["input_ids"], batch["attention_mask"], batch["response_mask"], "response"
     )
+    if not module.gated:
+        return task
     entropy = masked_gate_entropy(gate_logits.latest(), batch["attention_mask"])
     return task + module.method.entropy_weight * entropy
 
@@ -47,12 +54,24 @@ def new_loss(module: GateraModule, batch: dict[str, torch.Tensor]) -> torch.Tens
     return module.compute_losses(batch)["loss"]
 
 
+def build(method: str, cap: int | None, compiled: bool) -> GateraModule:
+    """The model with ``method`` at its start (float32 adapters), compiled or not, in training mode."""
+    torch.manual_seed(0)
+    module = GateraModule(method=method, micro_batch_tokens=cap, compile=compiled)
+    module.attach_model(load_causal_lm("smollm2-135m-instruct", dtype=torch.bfloat16))
+    for parameter in module.model.parameters():
+        if parameter.requires_grad:
+            parameter.data = parameter.data.float()
+    return module.train()
+
+
 def main(argv: list[str] | None = None) -> float:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/quick.yaml", help="overlay whose data and cap to use")
     parser.add_argument("--method", default="hira_gate")
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--compile", action="store_true", help="eager step against compiled decoder layers")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     bound_library_caches()
@@ -60,26 +79,27 @@ def main(argv: list[str] | None = None) -> float:
     data = CommonsenseDataModule(**config["data"]["init_args"])
     data.setup("fit")
     cap = config["model"].get("micro_batch_tokens")
-    module = GateraModule(method=args.method, micro_batch_tokens=cap)
-    module.attach_model(load_causal_lm("smollm2-135m-instruct", dtype=torch.bfloat16))
-    for parameter in module.model.parameters():
-        if parameter.requires_grad:
-            parameter.data = parameter.data.float()
-    module.model.train()
+    modules = {side: build(args.method, cap, args.compile and side == "new") for side in ("old", "new")}
+    if not args.compile:
+        modules["new"] = modules["old"]  # one model: only the step differs
     seconds, tokens, counted = {"old": 0.0, "new": 0.0}, 0, 0
-    steps = {"old": old_loss, "new": new_loss}
+    steps = {"old": new_loss if args.compile else old_loss, "new": new_loss}
+    worst = 0.0
     for index, batch in enumerate(data.train_dataloader()):
         if index > args.batches:
             break
         order = ("old", "new") if index % 2 == 0 else ("new", "old")
+        losses: dict[str, float] = {}
         for side in order:
             start = time.perf_counter()
             with torch.autocast("cpu", dtype=torch.bfloat16):
-                loss = steps[side](module, batch)
+                loss = steps[side](modules[side], batch)
             loss.backward()
-            module.model.zero_grad(set_to_none=True)
+            modules[side].model.zero_grad(set_to_none=True)
+            losses[side] = float(loss)
             if index > 0:  # the first batch warms both up
                 seconds[side] += time.perf_counter() - start
+        worst = max(worst, abs(losses["new"] - losses["old"]) / abs(losses["old"]))
         if index > 0:
             tokens += int(batch["attention_mask"].sum())
             counted += 1
