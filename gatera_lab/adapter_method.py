@@ -69,6 +69,9 @@ class AdapterMethod:
     skipped tokens and run its normal path instead of gathering the kept tokens; the generic path
     ``base_out + g * delta`` only qualifies if ``0 * delta`` is exactly 0 (no inf or NaN).
     """
+    delta_weight_uses_base: ClassVar[bool] = True
+    """Whether ``delta_weight`` may depend on ``W0``: then `merged_weight` keeps the ``DeltaW`` it added until
+    `unmerged_weight` subtracts it. ``False`` (LoRA) recomputes it instead and keeps nothing while merged."""
     training_only_options: ClassVar[frozenset[str]] = frozenset(
         {"dropout", "gate_bias", "gate_weight_init_std", "entropy_weight"}
     )
@@ -144,7 +147,9 @@ class AdapterMethod:
         """A subclass that redefines `delta` below a class's fast paths falls back to the plain formula.
 
         ``class ScaledLoRA(LoRA)`` overriding only ``delta`` would otherwise run LoRA's `forward_ungated`,
-        which never calls ``delta``, and silently train plain LoRA.
+        which never calls ``delta``, and silently train plain LoRA. Likewise a subclass that redefines
+        `delta_weight` below LoRA's ``delta_weight_uses_base = False`` is taken to depend on ``W0`` (its
+        ``DeltaW`` is kept for unmerging) unless it declares otherwise itself.
         """
         super().__init_subclass__(**kwargs)
         delta_owner = _defining_class(cls, "delta")
@@ -152,6 +157,11 @@ class AdapterMethod:
             owner = _defining_class(cls, name)
             if owner is not AdapterMethod and not issubclass(owner, delta_owner):
                 setattr(cls, name, getattr(AdapterMethod, name))
+        # likewise a `delta_weight` redefined below a class that declared it independent of W0 may depend on it
+        weight_owner = _defining_class(cls, "delta_weight")
+        declared_by = _defining_class(cls, "delta_weight_uses_base")
+        if weight_owner is not declared_by and issubclass(weight_owner, declared_by):
+            cls.delta_weight_uses_base = True
 
     # ------------------------------------------------------------------ overridable fast paths
     def forward_ungated(self, layer: AdapterLinear, x: Tensor) -> Tensor:
@@ -165,11 +175,28 @@ class AdapterMethod:
         return base_out + gate * self.delta(layer, layer.dropout(x), base_out)
 
     def merged_weight(self, layer: AdapterLinear, base_weight: Tensor) -> Tensor:
-        """The single weight that computes ``W0 x + DeltaW x``; default ``W0 + DeltaW``."""
-        return base_weight + self.delta_weight(layer, base_weight)
+        """The single weight that computes ``W0 x + DeltaW x``; default ``W0 + DeltaW``.
+
+        Unless the class declares ``delta_weight_uses_base = False``, the ``DeltaW`` added is kept in
+        ``layer.merge_cache`` until `unmerged_weight` subtracts it: ``DeltaW`` may depend on ``W0``, and
+        recomputing it from the merged weight would then give the wrong one.
+        """
+        delta = self.delta_weight(layer, base_weight)  # (d_out, d_in)
+        if self.delta_weight_uses_base:
+            layer.merge_cache["delta_weight"] = delta
+        return base_weight + delta
 
     def unmerged_weight(self, layer: AdapterLinear, merged_weight: Tensor) -> Tensor:
-        """``W0`` recovered from `merged_weight`; the default assumes ``DeltaW`` does not depend on ``W0``."""
+        """``W0`` recovered from `merged_weight`: minus the ``DeltaW`` kept at merge time, or, for a class with
+        ``delta_weight_uses_base = False`` (``DeltaW`` independent of ``W0``, as LoRA's), minus it recomputed."""
+        kept = layer.merge_cache.pop("delta_weight", None)
+        if kept is not None:
+            return merged_weight - kept
+        if self.delta_weight_uses_base:
+            raise MergeError(
+                f"method {self.name!r}: this layer was not merged by merged_weight() (no DeltaW was kept), and its "
+                "delta_weight() may depend on W0, so W0 cannot be recovered from the merged weight"
+            )
         return merged_weight - self.delta_weight(layer, merged_weight)
 
     # ------------------------------------------------------------------ machinery

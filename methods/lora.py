@@ -42,6 +42,8 @@ class LoRA(AdapterMethod):
     def delta(self, layer: AdapterLinear, x: Tensor, base_out: Tensor) -> Tensor:
         return self.scaling * F.linear(F.linear(x, layer.lora_A), layer.lora_B)  # (..., d_out)
 
+    delta_weight_uses_base = False  # DeltaW = s B A: unmerging recomputes it, nothing is kept while merged
+
     def delta_weight(self, layer: AdapterLinear, base_weight: Tensor) -> Tensor:
         return self.scaling * (layer.lora_B @ layer.lora_A)  # (d_out, d_in)
 
