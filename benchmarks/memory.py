@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-_CLEAR_REFS = Path("/proc/self/clear_refs")
+CLEAR_REFS = Path("/proc/self/clear_refs")
 _STATUS = Path("/proc/self/status")
 
 
@@ -58,10 +58,10 @@ def release_free_heap() -> None:
 
 
 def cpu_peak_supported() -> bool:
-    return _CLEAR_REFS.exists() and _STATUS.exists()
+    return CLEAR_REFS.exists() and _STATUS.exists()
 
 
-def _status_bytes(key: str) -> int:
+def status_bytes(key: str) -> int:
     for line in _STATUS.read_text().splitlines():
         if line.startswith(key + ":"):
             return int(line.split()[1]) * 1024  # the kernel reports kB
@@ -81,10 +81,10 @@ def measure_peak(step: Callable[[], None], device: torch.device) -> int | None:
         step()
         return None
     release_free_heap()
-    _CLEAR_REFS.write_text("5")  # resets VmHWM to the current VmRSS
-    before = _status_bytes("VmRSS")
+    CLEAR_REFS.write_text("5")  # resets VmHWM to the current VmRSS
+    before = status_bytes("VmRSS")
     step()
-    return _status_bytes("VmHWM") - before
+    return status_bytes("VmHWM") - before
 
 
 @contextlib.contextmanager

@@ -32,20 +32,13 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
-_STATUS = Path("/proc/self/status")
-_CLEAR_REFS = Path("/proc/self/clear_refs")
+from benchmarks import memory
+
 LOSS_STEPS = 20
 
 
-def _status_bytes(key: str) -> int:
-    for line in _STATUS.read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) * 1024  # the kernel reports kB
-    return 0
-
-
 def _reset_peak(device: torch.device) -> None:
-    _CLEAR_REFS.write_text("5")  # VmHWM := VmRSS
+    memory.CLEAR_REFS.write_text("5")  # VmHWM := VmRSS
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
@@ -63,20 +56,20 @@ class PhaseCost(Callback):
     def _start(self, phase: str, pl_module: L.LightningModule) -> None:
         _reset_peak(pl_module.device)
         self._phase_start = time.perf_counter()
-        self.record[phase] = {"start_bytes": _status_bytes("VmRSS")}
+        self.record[phase] = {"start_bytes": memory.status_bytes("VmRSS")}
 
     def _end(self, phase: str, pl_module: L.LightningModule) -> None:
         entry = self.record[phase]
         entry["seconds"] = time.perf_counter() - self._phase_start
-        entry["peak_bytes"] = _status_bytes("VmHWM")
-        entry["end_bytes"] = _status_bytes("VmRSS")
+        entry["peak_bytes"] = memory.status_bytes("VmHWM")
+        entry["end_bytes"] = memory.status_bytes("VmRSS")
         if pl_module.device.type == "cuda":
             entry["cuda_peak_bytes"] = torch.cuda.max_memory_allocated(pl_module.device)
         self.path.write_text(json.dumps(self.record, indent=1))
 
     # ------------------------------------------------------------------ hooks
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        self.record.setdefault("process_bytes", _status_bytes("VmRSS"))  # before the first model load
+        self.record.setdefault("process_bytes", memory.status_bytes("VmRSS"))  # before the first model load
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         model = pl_module.model
@@ -103,7 +96,7 @@ class PhaseCost(Callback):
         fit["max_batch_targets"] = max(
             fit["max_batch_targets"], int((batch["response_mask"][:, 1:] != 0).sum())
         )
-        high_water = _status_bytes("VmHWM")
+        high_water = memory.status_bytes("VmHWM")
         if (
             high_water > fit.get("_high_water", 0) + 50 * 2**20
         ):  # where the fit's peak rose, and by what batch

@@ -35,6 +35,16 @@ class LossTargets:
     tokens: Tensor  # (S,) input_ids[rows, positions + 1]
 
 
+def target_mask(attention_mask: Tensor, response_mask: Tensor, loss_on: LossOn) -> Tensor:
+    """The (B, T) mask of the tokens ``loss_on`` predicts: response tokens, or every real token."""
+    return response_mask if loss_on == "response" else attention_mask
+
+
+def target_count(batch: dict[str, Tensor], loss_on: LossOn) -> Tensor:
+    """How many target tokens a batch holds: the ``S`` of the loss's mean (a 0-d tensor)."""
+    return (target_mask(batch["attention_mask"], batch["response_mask"], loss_on)[:, 1:] != 0).sum()
+
+
 def loss_targets(
     input_ids: Tensor, attention_mask: Tensor, response_mask: Tensor, loss_on: LossOn
 ) -> LossTargets:
@@ -46,8 +56,7 @@ def loss_targets(
         response_mask: (B, T), 1 on response tokens.
         loss_on: ``"response"`` or ``"all"``.
     """
-    target_mask = response_mask if loss_on == "response" else attention_mask
-    selected = target_mask[:, 1:] != 0  # (B, T-1)
+    selected = target_mask(attention_mask, response_mask, loss_on)[:, 1:] != 0  # (B, T-1)
     rows, positions = selected.nonzero(as_tuple=True)  # (S,), (S,): one host sync
     return LossTargets(selected, rows, positions, input_ids[:, 1:][rows, positions])
 
@@ -64,9 +73,8 @@ def target_loss(target_logits: Tensor, targets: LossTargets, chunk_size: int = D
     slots = log_probs.new_zeros((*targets.selected.shape, 1)).index_put(
         (targets.rows, targets.positions), log_probs[:, None]
     )  # (B, T-1, 1)
-    slot_targets = torch.where(targets.selected, 0, -100).reshape(
-        -1
-    )  # (B (T-1),): class 0 of a slot, or ignored
+    # (B (T-1),): class 0 of a slot, or ignored
+    slot_targets = torch.where(targets.selected, 0, -100).reshape(-1)
     return F.nll_loss(slots.reshape(-1, 1), slot_targets, ignore_index=-100)
 
 

@@ -49,8 +49,8 @@ def load_checkpoint_file(path: str | os.PathLike[str], label: str | None = None)
     if not Path(path).is_file():
         raise ConfigError(f"{label}: checkpoint does not exist")
     with open(path, "rb") as file:
-        head = file.read(2)
-    if not zipfile.is_zipfile(path) and head[:1] != b"\x80":  # torch.save writes a zip, or else a pickle
+        first_byte = file.read(1)
+    if not zipfile.is_zipfile(path) and first_byte != b"\x80":  # torch.save writes a zip, or else a pickle
         raise ConfigError(f"{label}: not a readable PyTorch checkpoint (neither a zip archive nor a pickle)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)

@@ -7,8 +7,9 @@ after it starts from there (docs/benchmarks.md).
 nothing is copied); the pages a later step touches are faulted in again, a cost paid by every step if
 done after every step. So `trim_free_heap` trims only when the resident memory that
 malloc does not hand out (the resident set less glibc's ``mallinfo2`` in-use bytes) grew by more than
-``min_free_bytes`` since the last trim, which happens after the large steps that left the heap so, and `release_host_memory` trims at once (phase boundaries). Elsewhere (macOS, musl,
-CUDA memory) both do nothing.
+``min_free_bytes`` since the last trim, which happens after the large steps that left the heap so, and `release_host_memory` trims at once (phase boundaries).
+`HostMemoryHooks` calls both from a LightningModule's hooks. Elsewhere (macOS, musl, CUDA memory) both do
+nothing.
 """
 
 from __future__ import annotations
@@ -107,3 +108,30 @@ def release_host_memory() -> bool:
     if hasattr(libc, "mallinfo2"):
         _after_last_trim[:] = [resident_free_bytes()]
     return True
+
+
+class HostMemoryHooks:
+    """LightningModule hooks (list it before the LightningModule base) that hand freed host memory back:
+    at once around validation and before testing, and after a batch when the heap holds much free."""
+
+    def on_validation_start(self) -> None:
+        release_host_memory()
+
+    def on_validation_end(self) -> None:
+        release_host_memory()
+
+    def on_test_start(self) -> None:
+        release_host_memory()
+
+    def on_train_batch_end(self, outputs: object, batch: object, batch_idx: int) -> None:
+        trim_free_heap()
+
+    def on_validation_batch_end(
+        self, outputs: object, batch: object, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        trim_free_heap()
+
+    def on_test_batch_end(
+        self, outputs: object, batch: object, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        trim_free_heap()

@@ -5,17 +5,23 @@ batches of an epoch set a run's peak memory. `split_rows` cuts a batch into cons
 rows, each with at most ``max_tokens`` slots (rows x its own longest row; a single row longer than that
 is a group of its own), trimming the padding columns at the end that no row of the group uses. Rows are
 independent in a causal LM's forward and padding is on the right, so each row's outputs are what the
-whole batch gives it. `GateraModule` then computes the batch's loss as the same token means over the
-whole batch (see `micro_batched_losses`), so one optimizer step still sees the batch it was given.
+whole batch gives it. `micro_batched_means` then computes the batch's loss as the same token means over the
+whole batch, so one optimizer step still sees the batch it was given.
 """
 
 from __future__ import annotations
 
-from torch import Tensor
+from collections.abc import Callable
 
+import torch
+from torch import Tensor
+from torch.utils.checkpoint import checkpoint
+
+from gatera_lab.causal_lm_loss import LossOn, target_count
 from gatera_lab.errors import ConfigError
 
 Batch = dict[str, Tensor]
+TokenSums = Callable[[Batch], tuple[Tensor, Tensor | None]]
 
 
 def split_rows(batch: Batch, max_tokens: int) -> list[Batch]:
@@ -52,3 +58,28 @@ def _rows(batch: Batch, first: int, end: int, columns: int, width: int) -> Batch
                 value = value[:, :columns]  # (b, t)
         part[key] = value
     return part
+
+
+def micro_batched_means(
+    batch: Batch, max_tokens: int, token_sums: TokenSums, loss_on: LossOn
+) -> tuple[Tensor, Tensor | None]:
+    """The batch's task-loss and gate-entropy token means from micro-batches of at most ``max_tokens`` slots.
+
+        task = sum_i sum_{t in S_i} l_t / |S|,    entropy = sum_i |R_i| H_i / |R|
+
+    (``S_i`` a micro-batch's targets, ``R_i`` its real tokens, ``H_i`` its mean gate entropy).
+    ``token_sums(part)`` gives a micro-batch's ``(sum_{t in S_i} l_t, |R_i| H_i)``, the second None when the
+    method is ungated. With gradients each micro-batch is recomputed in backward (`torch.utils.checkpoint`),
+    so only one micro-batch's activations are alive at a time; its dropout masks are replayed.
+    """
+    task, entropy = 0.0, None
+    for part in split_rows(batch, max_tokens):
+        if torch.is_grad_enabled():
+            part_task, part_entropy = checkpoint(token_sums, part, use_reentrant=False)
+        else:
+            part_task, part_entropy = token_sums(part)
+        task = task + part_task
+        if part_entropy is not None:
+            entropy = part_entropy if entropy is None else entropy + part_entropy
+    real_count = (batch["attention_mask"] != 0).sum()
+    return task / target_count(batch, loss_on), (None if entropy is None else entropy / real_count)

@@ -12,16 +12,16 @@ tensors only (see `gatera_lab.checkpoint_metadata`); the frozen base is reloaded
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torch.distributed.fsdp._common_utils import clean_tensor_name
-from torch.utils.checkpoint import checkpoint
 
 from gatera_lab.adapter_method import AdapterMethod, AdapterSummary, adapter_layers, adapter_parameters
-from gatera_lab.causal_lm_loss import LossOn, loss_targets, target_loss
+from gatera_lab.causal_lm_loss import LossOn, loss_targets, target_count, target_loss
 from gatera_lab.checkpoint_metadata import (
     METADATA_KEY,
     RNG_KEY,
@@ -34,9 +34,9 @@ from gatera_lab.errors import ConfigError
 from gatera_lab.evaluation import Protocol, TaskAccuracy
 from gatera_lab.evaluation.choice_items import is_eval_batch
 from gatera_lab.global_token_mean import data_parallel_world_size, global_token_shares, scale_gradient
-from gatera_lab.host_memory import release_host_memory, trim_free_heap
+from gatera_lab.host_memory import HostMemoryHooks
 from gatera_lab.layer_compilation import compile_decoder_layers
-from gatera_lab.micro_batches import split_rows
+from gatera_lab.micro_batches import micro_batched_means
 from gatera_lab.multiple_choice_evaluation import MultipleChoiceEvaluation
 from gatera_lab.optimization import Schedule, build_optimizer
 from gatera_lab.precision_policy import check_precision
@@ -47,7 +47,7 @@ from gatera_lab.token_gate import capture_gate_logits, masked_gate_entropy
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-class GateraModule(MultipleChoiceEvaluation):
+class GateraModule(HostMemoryHooks, MultipleChoiceEvaluation):
     """A causal LM, frozen, with one adapter method injected; trains the adapter and (if gated) its gates."""
 
     def __init__(
@@ -161,11 +161,12 @@ class GateraModule(MultipleChoiceEvaluation):
 
         The output layer runs at the S target positions only (`gatera_lab.selected_logits.logits_at`): the
         forward's logits are (1, S, V), not (B, T, V). No key/value cache is built. A batch of more than
-        ``micro_batch_tokens`` token slots runs in micro-batches (`_micro_batched_means`).
+        ``micro_batch_tokens`` token slots runs in micro-batches (`gatera_lab.micro_batches.micro_batched_means`).
         """
         cap = self.hparams.micro_batch_tokens
         if cap is not None and batch["input_ids"].numel() > cap:
-            task, entropy = self._micro_batched_means(batch, cap)
+            sums = functools.partial(self._token_means, mean=False)
+            task, entropy = micro_batched_means(batch, cap, sums, self.hparams.loss_on)
         else:
             task, entropy = self._token_means(batch, mean=True)
         losses = {"task": task, "loss": task}
@@ -200,31 +201,6 @@ class GateraModule(MultipleChoiceEvaluation):
         entropy = masked_gate_entropy(gate_logits.latest(), batch["attention_mask"])
         return task, entropy if mean else entropy * (batch["attention_mask"] != 0).sum()
 
-    def _micro_batched_means(self, batch: dict[str, Tensor], cap: int) -> tuple[Tensor, Tensor | None]:
-        """The batch's token means from micro-batches of at most ``cap`` token slots.
-
-            task = sum_i sum_{t in S_i} l_t / |S|,    entropy = sum_i |R_i| H_i / |R|
-
-        (``S_i`` a micro-batch's targets, ``R_i`` its real tokens, ``H_i`` its mean gate entropy). With
-        gradients each micro-batch is recomputed in backward (`torch.utils.checkpoint`), so only one
-        micro-batch's activations are alive at a time; its dropout masks are replayed.
-        """
-        target_mask = (
-            batch["response_mask"] if self.hparams.loss_on == "response" else batch["attention_mask"]
-        )
-        target_count = (target_mask[:, 1:] != 0).sum()
-        real_count = (batch["attention_mask"] != 0).sum()
-        task, entropy = 0.0, 0.0
-        for part in split_rows(batch, cap):
-            if torch.is_grad_enabled():
-                sums = checkpoint(self._token_means, part, False, use_reentrant=False)
-            else:
-                sums = self._token_means(part, mean=False)
-            task = task + sums[0]
-            if sums[1] is not None:
-                entropy = entropy + sums[1]
-        return task / target_count, (entropy / real_count if self.gated else None)
-
     def training_objective(self, batch: dict[str, Tensor], losses: dict[str, Tensor]) -> Tensor:
         """What ``training_step`` backpropagates: ``losses["loss"]`` (same value), with each mean's gradient
         scaled by this process's token share so that DDP's gradient average is the global batch's.
@@ -234,10 +210,9 @@ class GateraModule(MultipleChoiceEvaluation):
         """
         if data_parallel_world_size() == 1:
             return losses["loss"]
-        target_mask = (
-            batch["response_mask"] if self.hparams.loss_on == "response" else batch["attention_mask"]
-        )
-        counts = torch.stack([(target_mask[:, 1:] != 0).sum(), (batch["attention_mask"] != 0).sum()])  # (2,)
+        counts = torch.stack(
+            [target_count(batch, self.hparams.loss_on), (batch["attention_mask"] != 0).sum()]
+        )  # (2,)
         task_share, entropy_share = global_token_shares(counts)
         objective = scale_gradient(losses["task"], task_share)
         if "entropy" in losses and self.method.entropy_weight > 0:
@@ -295,27 +270,6 @@ class GateraModule(MultipleChoiceEvaluation):
             sync_dist=True,
             add_dataloader_idx=False,
         )
-
-    # ------------------------------------------------------------------ host memory (`gatera_lab.host_memory`)
-    def on_validation_start(self) -> None:
-        release_host_memory()
-
-    def on_validation_end(self) -> None:
-        release_host_memory()
-
-    def on_test_start(self) -> None:
-        release_host_memory()
-
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        trim_free_heap()
-
-    def on_validation_batch_end(
-        self, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
-    ) -> None:
-        trim_free_heap()
-
-    def on_test_batch_end(self, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
-        trim_free_heap()
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> dict[str, Any]:

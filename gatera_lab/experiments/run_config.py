@@ -4,8 +4,8 @@ The configuration is resolved by the real CLI's parser (``gatera-lab fit``'s, in
 built), so every default, config file and override is accounted for exactly as a run would see it. The
 *identity* of a run is a hash of that configuration without what cannot change the trained adapter:
 output folders, the progress bar and logging cadence, the gate diagnostics callbacks (they only read the
-gates and log), how a step is computed (`COMPUTE_KEYS`: micro-batches), and the test-only settings (`TEST_KEYS`: the test subset and protocol), which are kept
-apart as the run's *test settings*. Two runs with equal identity train the same adapter, so
+gates and log), how a step is computed (`COMPUTE_KEYS`: micro-batches, compiled layers), and the test-only
+settings (`TEST_KEYS`: the test subset and protocol), which are kept apart as the run's *test settings*. Two runs with equal identity train the same adapter, so
 one record serves both (a learning-rate search run is also the final run of its seed at the chosen rate).
 """
 
