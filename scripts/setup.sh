@@ -37,7 +37,7 @@ elif ls "${PIP_FIND_LINKS:-/nonexistent}"/torch-"$TORCH_VERSION"* >/dev/null 2>&
 else
     "${PIP[@]}" "torch==$TORCH_VERSION" --index-url https://download.pytorch.org/whl/cpu
 fi
-"${PIP[@]}" -e ".[dev]"
+"${PIP[@]}" -e ".[dev,trl]"  # trl: the optional TRL integration, so the tests cover it
 "$PYTHON" -m pip check
 echo "$WANTED" > "$STAMP"
 echo "setup: $VENV is ready"
