@@ -267,11 +267,17 @@ def adapter_layers(model: nn.Module) -> Iterator[tuple[str, AdapterLinear]]:
             yield name, module
 
 
+def named_adapter_parameters(model: nn.Module) -> Iterator[tuple[str, nn.Parameter]]:
+    """The trainable tensors of every adapter (method parameters and gates) by full name, found by module type."""
+    for layer_name, layer in adapter_layers(model):
+        for name, parameter in layer.named_adapter_parameters():
+            yield f"{layer_name}.{name}", parameter
+
+
 def adapter_parameters(model: nn.Module) -> Iterator[nn.Parameter]:
     """The trainable tensors of every adapter (method parameters and gates), found by module type."""
-    for _, layer in adapter_layers(model):
-        for _, parameter in layer.named_adapter_parameters():
-            yield parameter
+    for _, parameter in named_adapter_parameters(model):
+        yield parameter
 
 
 def adapter_state_dict(model: nn.Module) -> dict[str, Tensor]:

@@ -6,7 +6,8 @@ Layout of a checkpoint written by `GateraModule`:
   ``model.`` as in ``GateraModule.state_dict()``; the frozen base model is not stored.
 - ``checkpoint["gatera"]``: ``method_name``, ``method_class_path``, ``method_hparams``, ``base_model``
   (name or folder) and ``fingerprint`` (the base model's architecture and adapted modules).
-- ``checkpoint["rng_states"]``: torch's CPU (and CUDA) generator states, so a resumed run continues exactly.
+- ``checkpoint["rng_states"]``: every process's CPU (and CUDA) generator states (`gatera_lab.rank_rng_states`),
+  so a resumed run continues exactly.
 
 A checkpoint is loaded (resumed, tested) only into the same method class with the same value of every
 option that changes what the adapter computes: every entry of ``method_hparams`` except the method's
@@ -18,8 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
-
-import torch
 
 from gatera_lab.adapter_method import AdapterMethod
 from gatera_lab.errors import CheckpointMismatchError
@@ -104,18 +103,3 @@ def _normalised(value: Any) -> Any:
     if isinstance(value, tuple | list):
         return [_normalised(item) for item in value]
     return value
-
-
-def capture_rng_states() -> dict[str, Any]:
-    states: dict[str, Any] = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def restore_rng_states(states: dict[str, Any] | None) -> None:
-    if not states:
-        return
-    torch.set_rng_state(states["torch"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])

@@ -4,7 +4,9 @@ Adapter tensors are only meaningful on the base model they were trained with. Ch
 adapters store this fingerprint, and loading compares it with the model at hand. It is structural (the
 architecture and the sizes that decide every adapter tensor's shape, plus the names of the adapted modules),
 cheap to compute and independent of dtype and device, so it does not catch two checkpoints of the same
-architecture with different weights.
+architecture with different weights. Module names are taken as a plain model names them: the prefixes that
+wrappers insert (FSDP's ``_fsdp_wrapped_module.``, activation checkpointing's ``_checkpoint_wrapped_module.``,
+``torch.compile``'s ``_orig_mod.``) are removed, so a checkpoint written under FSDP loads on one device.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from torch import nn
+from torch.distributed.fsdp._common_utils import clean_tensor_name
 
 from gatera_lab.adapter_method import adapter_layers
 
@@ -43,8 +46,13 @@ def base_model_fingerprint(model: nn.Module) -> dict[str, Any]:
         value = getattr(config, field, None)
         if value is not None:
             fingerprint[field] = value
-    fingerprint["adapted_modules"] = sorted(name for name, _ in adapter_layers(model))
+    fingerprint["adapted_modules"] = sorted(plain_module_name(name) for name, _ in adapter_layers(model))
     return fingerprint
+
+
+def plain_module_name(name: str) -> str:
+    """``name`` without the prefixes that FSDP, activation checkpointing and ``torch.compile`` insert."""
+    return clean_tensor_name(name).replace("_orig_mod.", "")
 
 
 def describe_difference(saved: dict[str, Any], current: dict[str, Any]) -> str:

@@ -7,7 +7,8 @@ sequence) plus the gate entropy regulariser over real tokens when the method is 
 from the W batches together. The gate logits of the step's forward are collected for that forward only
 (`gatera_lab.token_gate.capture_gate_logits`). Evaluation scores every row once (`DistributedEvalSampler`) and
 sums the per-task counts over processes (`gatera_lab.multiple_choice_evaluation`). AdamW updates the adapter parameters only. Checkpoints hold the adapter
-tensors only (see `gatera_lab.checkpoint_metadata`); the frozen base is reloaded from ``model``.
+tensors only (`gatera_lab.adapter_checkpoint_hooks`); the frozen base is reloaded from ``model``. Gradient
+clipping by norm holds under sharding too (`gatera_lab.sharded_clipping`).
 """
 
 from __future__ import annotations
@@ -18,18 +19,15 @@ from typing import Any
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
-from torch.distributed.fsdp._common_utils import clean_tensor_name
 
-from gatera_lab.adapter_method import AdapterMethod, AdapterSummary, adapter_layers, adapter_parameters
-from gatera_lab.causal_lm_loss import LossOn, loss_targets, target_count, target_loss
-from gatera_lab.checkpoint_metadata import (
-    METADATA_KEY,
-    RNG_KEY,
-    capture_rng_states,
-    check_checkpoint_matches,
-    checkpoint_metadata,
-    restore_rng_states,
+from gatera_lab.adapter_checkpoint_hooks import AdapterCheckpointHooks
+from gatera_lab.adapter_method import (
+    AdapterMethod,
+    AdapterSummary,
+    adapter_parameters,
+    named_adapter_parameters,
 )
+from gatera_lab.causal_lm_loss import LossOn, loss_targets, target_count, target_loss
 from gatera_lab.errors import ConfigError
 from gatera_lab.evaluation import Protocol, TaskAccuracy
 from gatera_lab.evaluation.choice_items import is_eval_batch
@@ -37,17 +35,17 @@ from gatera_lab.global_token_mean import data_parallel_world_size, global_token_
 from gatera_lab.host_memory import HostMemoryHooks
 from gatera_lab.layer_compilation import compile_decoder_layers
 from gatera_lab.micro_batches import micro_batched_means
+from gatera_lab.module_options import DTYPES, check_module_options
 from gatera_lab.multiple_choice_evaluation import MultipleChoiceEvaluation
-from gatera_lab.optimization import Schedule, build_optimizer
+from gatera_lab.optimization import Schedule, build_optimizer, matrix_parameter_ids
 from gatera_lab.precision_policy import check_precision
 from gatera_lab.registry import build_method
 from gatera_lab.selected_logits import logits_at, target_log_probs
+from gatera_lab.sharded_clipping import sharded_gradient_clipper
 from gatera_lab.token_gate import capture_gate_logits, masked_gate_entropy
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
-
-class GateraModule(HostMemoryHooks, MultipleChoiceEvaluation):
+class GateraModule(HostMemoryHooks, AdapterCheckpointHooks, MultipleChoiceEvaluation):
     """A causal LM, frozen, with one adapter method injected; trains the adapter and (if gated) its gates."""
 
     def __init__(
@@ -55,6 +53,7 @@ class GateraModule(HostMemoryHooks, MultipleChoiceEvaluation):
         method: AdapterMethod | str = "hira_gate",
         model: str = "smollm2-135m-instruct",
         learning_rate: float = 1e-3,
+        gate_learning_rate: float | None = None,
         weight_decay: float = 0.0,
         warmup_steps: int = 100,
         lr_schedule: Schedule = "linear",
@@ -72,6 +71,8 @@ class GateraModule(HostMemoryHooks, MultipleChoiceEvaluation):
             method: an `AdapterMethod` (``class_path`` + ``init_args`` in YAML) or a registered name.
             model: a Hugging Face model id, a local folder, or ``smollm2-135m-instruct`` (embedded).
             learning_rate: peak AdamW learning rate.
+            gate_learning_rate: peak learning rate of the gates' parameters (``token_gate``), under the same
+                schedule; ``null``: ``learning_rate``.
             weight_decay: AdamW weight decay on adapter matrices (never on gate biases or magnitudes).
             warmup_steps: optimizer steps of linear warm-up.
             lr_schedule: decay after warm-up: ``linear`` to 0, ``cosine`` to 0, or ``constant``.
@@ -101,24 +102,14 @@ class GateraModule(HostMemoryHooks, MultipleChoiceEvaluation):
             raise ConfigError(
                 f"option 'model.method' must be an AdapterMethod or a method name, got {method!r}"
             )
-        if dtype not in DTYPES:
-            raise ConfigError(f"option 'model.dtype' must be one of {list(DTYPES)}, got {dtype!r}")
-        if eval_protocol not in ("likelihood", "generation"):
-            raise ConfigError(
-                f"option 'model.eval_protocol' must be 'likelihood' or 'generation', got {eval_protocol!r}"
-            )
-        if micro_batch_tokens is not None and micro_batch_tokens < 1:
-            raise ConfigError(
-                f"option 'model.micro_batch_tokens' must be >= 1 or null, got {micro_batch_tokens}"
-            )
-        if loss_on not in ("response", "all"):
-            raise ConfigError(f"option 'model.loss_on' must be 'response' or 'all', got {loss_on!r}")
+        check_module_options(method, dtype, eval_protocol, loss_on, micro_batch_tokens, gate_learning_rate)
         self.save_hyperparameters(ignore=["method"])
         self.hparams["method_name"] = method.name
         self.hparams["method_hparams"] = method.hparams()
         self.method = method
         self.model: torch.nn.Module | None = None
         self.adapter_summary: AdapterSummary | None = None
+        self.matrix_ids: set[int] | None = None  # weight-decayed adapter tensors (`optimization`)
         self.strict_loading = False  # checkpoints hold the adapter only
         self.accuracy: dict[str, TaskAccuracy] = {}  # per stage ("val", "test"), built at epoch start
         self.test_results: dict[str, Any] | None = None
@@ -140,6 +131,7 @@ class GateraModule(HostMemoryHooks, MultipleChoiceEvaluation):
     def attach_model(self, model: torch.nn.Module) -> None:
         """Inject the method into ``model`` (already loaded) and make it this module's model."""
         self.adapter_summary = self.method.apply(model)
+        self.matrix_ids = matrix_parameter_ids(adapter_parameters(model))  # before a strategy shards them
         if self.hparams.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if self.hparams.get("compile"):
@@ -274,47 +266,28 @@ class GateraModule(HostMemoryHooks, MultipleChoiceEvaluation):
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer, scheduler = build_optimizer(
-            adapter_parameters(self.model),
+            named_adapter_parameters(self.model),
             learning_rate=self.hparams.learning_rate,
             weight_decay=self.hparams.weight_decay,
             warmup_steps=self.hparams.warmup_steps,
             total_steps=int(self.trainer.estimated_stepping_batches),
             schedule=self.hparams.lr_schedule,
+            matrix_ids=self.matrix_ids,
+            gate_learning_rate=self.hparams.get("gate_learning_rate"),
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
-    # ------------------------------------------------------------------ adapter-only checkpoints
-    def _metadata(self) -> dict[str, Any]:
-        from gatera_lab.fingerprint import base_model_fingerprint
-
-        return checkpoint_metadata(self.method, self.hparams.model, base_model_fingerprint(self.model))
-
-    def _adapter_keys(self) -> set[str]:
-        """State-dict keys of the adapter tensors (wrapper prefixes such as FSDP's removed, as in a state dict)."""
-        return {
-            clean_tensor_name(f"model.{name}.{parameter_name}")
-            for name, layer in adapter_layers(self.model)
-            for parameter_name, _ in layer.named_adapter_parameters()
-        }
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        keys = self._adapter_keys()
-        checkpoint["state_dict"] = {
-            key: value for key, value in checkpoint["state_dict"].items() if key in keys
-        }
-        checkpoint[METADATA_KEY] = self._metadata()
-        checkpoint[RNG_KEY] = capture_rng_states()
-        # LightningCLI would parse saved hyper-parameters back over the command line's options on
-        # `test --ckpt_path` (and method_name/method_hparams are not constructor arguments): the run's
-        # config.yaml and the metadata above describe the run instead.
-        checkpoint.pop("hyper_parameters", None)
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        check_checkpoint_matches(
-            checkpoint.get(METADATA_KEY),
-            self._metadata(),
-            set(checkpoint["state_dict"]),
-            self._adapter_keys(),
-            training_only=self.method.training_only_options,
-        )
-        restore_rng_states(checkpoint.get(RNG_KEY))
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        """``trainer.gradient_clip_val`` by norm on every strategy: through the shards' own norm under FSDP
+        (`gatera_lab.sharded_clipping`), Lightning's clipping elsewhere."""
+        parameters = [p for group in optimizer.param_groups for p in group["params"]]
+        clipper = sharded_gradient_clipper(self.trainer.model, parameters)
+        if gradient_clip_val and (gradient_clip_algorithm or "norm") == "norm" and clipper is not None:
+            clipper(float(gradient_clip_val))
+            return
+        super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)

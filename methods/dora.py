@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from gatera_lab.adapter_linear import AdapterLinear
 from gatera_lab.adapter_method import AdapterMethod
-from gatera_lab.dora_fused_ops import dora_direction_norm, dora_gated_linear
+from gatera_lab.dora_fused_ops import at_least_float32, dora_direction_norm, dora_gated_linear
 from gatera_lab.methods.lora import add_low_rank, low_rank_factors
 from gatera_lab.registry import register_method
 
@@ -29,7 +29,9 @@ class DoRA(AdapterMethod):
     exact_base_at_zero_gate = True
 
     def init_parameters(self, base_layer: nn.Linear) -> dict[str, nn.Parameter]:
-        magnitude = base_layer.weight.detach().norm(dim=1)  # (d_out,)
+        magnitude = (
+            base_layer.weight.detach().to(at_least_float32(base_layer.weight.dtype)).norm(dim=1)
+        )  # (d_out,) as `dora_direction_norm`
         return {**low_rank_factors(base_layer, self.r), "lora_magnitude": nn.Parameter(magnitude)}
 
     def ratio(self, layer: AdapterLinear) -> Tensor:

@@ -2,8 +2,9 @@
 
 Each process shards the tiny Llama with an adapter injected (each decoder layer, then the root), runs two
 AdamW steps (`gatera_lab.optimization.build_optimizer`) on its half of each global batch with
-`GateraModule`'s training objective, and gathers the adapter parameters: they equal one process's two steps
-on the whole global batches (rtol 1e-4), for LoRA and gated HiRA. A third case shards a bfloat16 base
+`GateraModule`'s training objective, the gradients clipped by their global norm through the shards
+(`gatera_lab.sharded_clipping`), and gathers the adapter parameters: they equal one process's two clipped
+steps on the whole global batches (rtol 1e-4), for LoRA and gated HiRA. A third case shards a bfloat16 base
 beside float32 adapters in the same units (what FSDP1 refuses, docs/gpu.md): it trains, the adapters stay
 float32, and each tensor's update points the way one process's does (cosine >= 0.99).
 
@@ -13,6 +14,7 @@ accelerator device, but no accelerator device is detected." on a machine without
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from pathlib import Path
@@ -27,6 +29,7 @@ from gatera_lab import build_method
 from gatera_lab.adapter_method import adapter_layers
 from gatera_lab.module import GateraModule
 from gatera_lab.optimization import build_optimizer
+from gatera_lab.sharded_clipping import sharded_gradient_clipper
 from tests.conftest import make_tiny_llama, randomize_adapters
 from tests.gloo_group import init_gloo_group, padded_batch, shard
 
@@ -42,6 +45,7 @@ CASES = {  # name: (method, its options, base dtype)
 # (update ~ lr * g / |g|) turn that into lr-sized differences where a gradient is near 0: the bf16 case is
 # checked by the direction of each tensor's update (cosine; measured 0.9997 at worst), not elementwise.
 MIN_BF16_UPDATE_COSINE = 0.99
+MAX_NORM = 0.002  # below every case's gradient norm, so that clipping rescales every step
 
 
 def global_batch(step: int) -> dict[str, Tensor]:
@@ -69,11 +73,20 @@ def adapter_values(module: GateraModule) -> dict[str, Tensor]:
 
 
 def train(module: GateraModule, batches: list[dict[str, Tensor]]) -> None:
-    """``STEPS`` AdamW steps of `GateraModule`'s training objective, one batch each."""
-    parameters = [parameter for parameter in module.parameters() if parameter.requires_grad]
-    optimizer, _ = build_optimizer(parameters, 1e-2, 0.01, 0, STEPS, "constant")
+    """``STEPS`` AdamW steps of `GateraModule`'s training objective, one batch each, with the gradients
+    clipped to a norm of `MAX_NORM` (the shards' global norm when sharded: `sharded_gradient_clipper`)."""
+    named = [(name, parameter) for name, parameter in module.named_parameters() if parameter.requires_grad]
+    parameters = [parameter for _, parameter in named]
+    optimizer, _ = build_optimizer(named, 1e-2, 0.01, 0, STEPS, "constant")
+    clip = sharded_gradient_clipper(module.model, parameters) or functools.partial(
+        torch.nn.utils.clip_grad_norm_, parameters
+    )
     for batch in batches:
         module.training_objective(batch, module.compute_losses(batch)).backward()
+        norm = clip(MAX_NORM)
+        assert norm > MAX_NORM, (
+            f"the gradient norm {float(norm):.3f} is not clipped: raise the test's gradients"
+        )
         optimizer.step()
         optimizer.zero_grad()
 

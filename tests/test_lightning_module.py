@@ -67,7 +67,7 @@ def test_response_loss_counts_only_response_targets():
 
 def test_gate_biases_and_magnitudes_are_never_weight_decayed(tiny_model_dir):
     module = make_module(tiny_model_dir, method="dora_gate")
-    decayed, undecayed = adapter_parameter_groups(module.model.parameters(), weight_decay=0.1)
+    decayed, undecayed = adapter_parameter_groups(module.model.named_parameters(), weight_decay=0.1)
     assert decayed["weight_decay"] == 0.1 and undecayed["weight_decay"] == 0.0
     assert all(parameter.ndim == 1 for parameter in undecayed["params"])
     assert len(undecayed["params"]) == 2 * 10  # a gate bias and a magnitude per module

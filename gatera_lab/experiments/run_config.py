@@ -4,7 +4,8 @@ The configuration is resolved by the real CLI's parser (``gatera-lab fit``'s, in
 built), so every default, config file and override is accounted for exactly as a run would see it. The
 *identity* of a run is a hash of that configuration without what cannot change the trained adapter:
 output folders, the progress bar and logging cadence, the gate diagnostics callbacks (they only read the
-gates and log), how a step is computed (`COMPUTE_KEYS`: micro-batches, compiled layers), and the test-only
+gates and log), how a step is computed (`COMPUTE_KEYS`: micro-batches, compiled layers), options added later at the default
+that reproduces earlier runs (`LATER_OPTION_DEFAULTS`), and the test-only
 settings (`TEST_KEYS`: the test subset and protocol), which are kept apart as the run's *test settings*. Two runs with equal identity train the same adapter, so
 one record serves both (a learning-rate search run is also the final run of its seed at the chosen rate).
 """
@@ -45,6 +46,9 @@ RUNNER_KEYS = ("test_after_fit",)  # the runner launches fit and test itself
 # how a step is computed, not what: micro-batches and compiled layers give the same loss and gradient (to
 # float rounding)
 COMPUTE_KEYS = ("model.micro_batch_tokens", "model.compile")
+# options added after records were written, with the default that reproduces the earlier runs: left out of
+# the identity at that default (so the committed records keep theirs), part of it otherwise
+LATER_OPTION_DEFAULTS = {"model.gate_learning_rate": None}
 
 Resolver = Callable[[Sequence[str]], dict[str, Any]]
 
@@ -147,6 +151,9 @@ def training_config(resolved: Mapping[str, Any]) -> dict[str, Any]:
     config = json.loads(json.dumps(resolved))
     for key in (*OUTPUT_KEYS, *RUNNER_KEYS, *TEST_KEYS, *COMPUTE_KEYS):
         _without(config, key)
+    for key, default in LATER_OPTION_DEFAULTS.items():
+        if get_path(config, key, default) == default:
+            _without(config, key)
     callbacks = get_path(config, "trainer.callbacks")
     if isinstance(callbacks, list):
         config["trainer"]["callbacks"] = [
