@@ -175,3 +175,20 @@ def test_bad_options_and_a_nameless_base_are_clear_errors(tmp_path):
     trainer = GateraTrainer(model=model, args=training_args(tmp_path))
     with pytest.raises(ConfigError, match="base_model_name_or_path="):
         trainer.save_model(str(tmp_path / "adapter"))
+
+
+def test_the_trainers_optimizer_decays_the_matrices_only_as_gatera_module(tmp_path):
+    model = make_tiny_llama()
+    build_method("dora_gate", r=4).apply(model)
+    trainer = GateraTrainer(model=model, args=training_args(tmp_path, weight_decay=0.1))
+    optimizer = trainer.create_optimizer()
+    decay = {id(p): group["weight_decay"] for group in optimizer.param_groups for p in group["params"]}
+    expected = {
+        id(parameter): 0.1 if parameter.ndim >= 2 else 0.0
+        for _, layer in adapter_layers(model)
+        for _, parameter in layer.named_adapter_parameters()
+    }
+    assert decay == expected
+    names = {id(p): name for name, p in model.named_parameters()}
+    spared = {names[key].rsplit(".", 1)[-1] for key, value in decay.items() if value == 0.0}
+    assert spared == {"lora_magnitude", "bias"}  # DoRA's m and the gate bias

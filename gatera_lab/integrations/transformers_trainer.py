@@ -39,6 +39,7 @@ from gatera_lab.diagnostics.gate_capture import GateCapture
 from gatera_lab.diagnostics.gate_statistics import dead_adapters, grouped_summaries
 from gatera_lab.errors import ConfigError, GateraError
 from gatera_lab.integrations.adapter_folder import load_adapter_checkpoint, save_adapter_folder
+from gatera_lab.optimization import adapter_parameter_groups
 from gatera_lab.token_gate import capture_gate_logits, masked_gate_entropy
 
 GateStatistics = Literal["none", "all", "types", "layers"]
@@ -173,6 +174,21 @@ class GateraTrainerMixin:
         return int(
             getattr(self, "current_gradient_accumulation_steps", self.args.gradient_accumulation_steps)
         )
+
+    # ------------------------------------------------------------------ optimisation
+    def get_decay_parameter_names(self, model: nn.Module) -> list[str]:
+        """The names of the parameters the Trainer's optimizer decays: the matrices only, as `GateraModule`.
+
+        The Trainer's own rule decays every parameter but biases and norms; this one is
+        `gatera_lab.optimization.adapter_parameter_groups`'s, so DoRA's magnitudes and the gate bias are
+        not decayed either. The Trainer builds its optimizer (``optim``, ``weight_decay``) from these names.
+        """
+        named = list(model.named_parameters())
+        groups = adapter_parameter_groups(named, weight_decay=1.0)
+        decayed = {
+            id(parameter) for group in groups if group["weight_decay"] > 0 for parameter in group["params"]
+        }
+        return [name for name, parameter in named if id(parameter) in decayed]
 
     # ------------------------------------------------------------------ logging
     def _keep_for_log(self, entropy: Tensor, token_mask: Tensor | None) -> None:
