@@ -31,7 +31,8 @@ class AdapterCheckpointHooks(L.LightningModule):
     def _metadata(self) -> dict[str, Any]:
         from gatera_lab.fingerprint import base_model_fingerprint
 
-        return checkpoint_metadata(self.method, self.hparams.model, base_model_fingerprint(self.model))
+        fingerprint = base_model_fingerprint(self.model)
+        return checkpoint_metadata(self.method, self.hparams.model, fingerprint, self.hparams.get("dtype"))
 
     def _adapter_keys(self) -> set[str]:
         """State-dict keys of the adapter tensors (wrapper prefixes such as FSDP's removed, as in a state dict)."""

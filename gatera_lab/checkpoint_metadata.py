@@ -5,7 +5,8 @@ Layout of a checkpoint written by `GateraModule`:
 - ``checkpoint["state_dict"]``: the adapter tensors only (method parameters and gates), keys prefixed
   ``model.`` as in ``GateraModule.state_dict()``; the frozen base model is not stored.
 - ``checkpoint["gatera"]``: ``method_name``, ``method_class_path``, ``method_hparams``, ``base_model``
-  (name or folder) and ``fingerprint`` (the base model's architecture and adapted modules).
+  (name or folder), ``fingerprint`` (the base model's architecture and adapted modules) and ``base_dtype``
+  (the base's storage dtype during training: reloads build it so; absent in checkpoints written before it).
 - ``checkpoint["rng_states"]``: every process's CPU (and CUDA) generator states (`gatera_lab.rank_rng_states`),
   so a resumed run continues exactly.
 
@@ -35,14 +36,21 @@ class _Absent:
 _ABSENT = _Absent()  # an option one side does not record
 
 
-def checkpoint_metadata(method: Any, base_model: str, fingerprint: dict[str, Any]) -> dict[str, Any]:
-    return {
+def checkpoint_metadata(
+    method: Any, base_model: str, fingerprint: dict[str, Any], base_dtype: str | None = None
+) -> dict[str, Any]:
+    """The metadata fields; ``base_dtype`` (the base's storage dtype, ``model.dtype``) where it is known, so
+    that a reload builds the base as it was trained (it is not compared on loading)."""
+    metadata = {
         "method_name": method.name,
         "method_class_path": method.class_path(),
         "method_hparams": method.hparams(),
         "base_model": base_model,
         "fingerprint": fingerprint,
     }
+    if base_dtype is not None:
+        metadata["base_dtype"] = base_dtype
+    return metadata
 
 
 def check_checkpoint_matches(

@@ -35,10 +35,10 @@ from gatera_lab.global_token_mean import data_parallel_world_size, global_token_
 from gatera_lab.host_memory import HostMemoryHooks
 from gatera_lab.layer_compilation import compile_decoder_layers
 from gatera_lab.micro_batches import micro_batched_means
-from gatera_lab.module_options import DTYPES, check_module_options
+from gatera_lab.module_options import check_module_options
 from gatera_lab.multiple_choice_evaluation import MultipleChoiceEvaluation
 from gatera_lab.optimization import Schedule, build_optimizer, matrix_parameter_ids
-from gatera_lab.precision_policy import check_precision
+from gatera_lab.precision_policy import DTYPES, check_precision
 from gatera_lab.registry import build_method
 from gatera_lab.selected_logits import logits_at, target_log_probs
 from gatera_lab.sharded_clipping import sharded_gradient_clipper

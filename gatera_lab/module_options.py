@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import torch
-
 from gatera_lab.adapter_method import AdapterMethod
 from gatera_lab.errors import ConfigError
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+from gatera_lab.precision_policy import DTYPES
 
 
 def check_module_options(

@@ -45,6 +45,7 @@ from torch import Tensor, nn
 
 from gatera_lab.errors import ConfigError
 
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}  # model.dtype
 MASTER_DTYPE = torch.float32
 HALF_DTYPES = (torch.bfloat16, torch.float16)
 SUPPORTED_PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
@@ -77,6 +78,16 @@ def input_dtype_autocast(x: Tensor) -> Iterator[None]:
     """Autocast to ``x``'s dtype on ``x``'s device: matmuls then cast float32 adapter tensors to it."""
     with torch.autocast(x.device.type, dtype=x.dtype):
         yield
+
+
+def precision_autocast(precision: str, device_type: str) -> contextlib.AbstractContextManager:
+    """The autocast that Lightning's ``--trainer.precision`` runs a step under, on ``device_type``:
+    bfloat16 for ``bf16-mixed``, float16 for ``16-mixed``, none otherwise (``32-true``, ``bf16-true``)."""
+    if precision.startswith("bf16-mixed"):
+        return torch.autocast(device_type, dtype=torch.bfloat16)
+    if precision.startswith("16-mixed"):
+        return torch.autocast(device_type, dtype=torch.float16)
+    return contextlib.nullcontext()
 
 
 def check_precision(dtype: str, precision: str, fitting: bool) -> None:

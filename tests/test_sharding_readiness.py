@@ -7,6 +7,8 @@
 - The gates' own learning rate (``model.gate_learning_rate``) and its checks.
 - The base-model fingerprint ignores the prefixes that wrappers put into module names.
 - Each process's random state is saved and restored as its own.
+- A reload (test, export, eval, generate) builds the base in its training dtype; sweep stages compute under
+  the fit's autocast on the model's own device.
 """
 
 from __future__ import annotations
@@ -24,10 +26,13 @@ from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoi
 from torch.distributed.fsdp import FullyShardedDataParallel
 
 from gatera_lab import build_method
+from gatera_lab.adapter_method import named_adapter_parameters
 from gatera_lab.errors import ConfigError
+from gatera_lab.export.checkpoint_adapter import load_checkpoint_adapter
 from gatera_lab.fingerprint import base_model_fingerprint
 from gatera_lab.module import GateraModule
 from gatera_lab.optimization import adapter_parameter_groups
+from gatera_lab.precision_policy import precision_autocast
 from gatera_lab.rank_rng_states import capture_rank_rng_states, restore_rank_rng_states
 from tests.conftest import make_tiny_llama
 from tests.gloo_group import init_gloo_group
@@ -163,3 +168,34 @@ def test_each_process_resumes_its_own_random_state(tmp_path: Path) -> None:
     for draw in draws:
         assert draw["count"] == 2 and torch.equal(draw["first"], draw["again"])
     assert not torch.equal(draws[0]["first"], draws[1]["first"])
+
+
+def test_a_reload_builds_the_base_in_its_training_dtype(tmp_path: Path) -> None:
+    """A checkpoint of a bfloat16 base reloads on a bfloat16 base with float32 adapters (not all float32)."""
+    module = GateraModule(method=build_method("hira_gate", r=4), model="tiny", dtype="bfloat16")
+    module.attach_model(make_tiny_llama(seed=0).to(torch.bfloat16))
+    checkpoint = {"state_dict": module.state_dict()}
+    module.on_save_checkpoint(checkpoint)
+    torch.save(checkpoint, tmp_path / "last.ckpt")
+    asked: list[torch.dtype] = []
+
+    def load_base(name: str, dtype: torch.dtype) -> nn.Module:
+        asked.append(dtype)
+        return make_tiny_llama(seed=0).to(dtype)
+
+    loaded = load_checkpoint_adapter(tmp_path / "last.ckpt", load_base=load_base)
+    assert asked == [torch.bfloat16] and loaded.saved.base_dtype == "bfloat16"
+    assert loaded.model.lm_head.weight.dtype == torch.bfloat16
+    assert {p.dtype for _, p in named_adapter_parameters(loaded.model)} == {torch.float32}
+    del checkpoint["gatera"]["base_dtype"]  # a checkpoint written before the field: the adapters' dtype
+    torch.save(checkpoint, tmp_path / "old.ckpt")
+    load_checkpoint_adapter(tmp_path / "old.ckpt", load_base=load_base)
+    assert asked[-1] == torch.float32
+
+
+@pytest.mark.parametrize(
+    ("precision", "dtype"), [("bf16-mixed", torch.bfloat16), ("16-mixed", torch.float16), ("32-true", None)]
+)
+def test_stages_compute_under_the_fits_autocast_on_the_models_device(precision: str, dtype: object) -> None:
+    with precision_autocast(precision, "cpu"):
+        assert torch.get_autocast_dtype("cpu") == dtype if dtype else not torch.is_autocast_enabled("cpu")

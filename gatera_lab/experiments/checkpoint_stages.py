@@ -13,7 +13,6 @@ the fit had them) and load the adapter from the fit's checkpoint, so nothing is 
 
 from __future__ import annotations
 
-import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from gatera_lab.experiments.records import write_record
 from gatera_lab.experiments.run_config import build_cli, get_path
 from gatera_lab.experiments.run_stage import STAGE_CLI, RunContext, base_record, stage_args
 from gatera_lab.gate_skip import evaluate_gate_skip
+from gatera_lab.precision_policy import precision_autocast
 
 
 def trained_cli(run: PlannedRun, record: dict[str, Any], root: Path, overrides: tuple[str, ...] = ()) -> Any:
@@ -71,11 +71,11 @@ def gate_skip_stage(run: PlannedRun, context: RunContext, record: dict[str, Any]
     data, model = cli.datamodule, cli.model.model
     data.setup("test")
     batch_size = int(get_path(run.resolved, "data.init_args.eval_batch_size") or 8)
-    bf16 = "bf16" in str(get_path(run.resolved, "trainer.precision", ""))
+    precision = str(get_path(run.resolved, "trainer.precision", ""))
 
     def accuracy(evaluated: torch.nn.Module) -> dict[str, float]:
-        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-        with autocast:
+        device_type = next(evaluated.parameters()).device.type
+        with precision_autocast(precision, device_type):  # as the fit computed
             accuracies, _, _ = evaluate_items(
                 evaluated, data.tokenizer, data.test_items, data.task_names, "likelihood", batch_size
             )

@@ -27,6 +27,7 @@ from gatera_lab.checkpoint_file import load_checkpoint_file
 from gatera_lab.checkpoint_metadata import METADATA_KEY
 from gatera_lab.errors import ConfigError
 from gatera_lab.export.saved_adapter import SavedAdapter
+from gatera_lab.precision_policy import DTYPES
 
 STATE_DICT_KEY = "state_dict"
 MODEL_PREFIX = "model."
@@ -97,7 +98,9 @@ def load_checkpoint_adapter(
     Args:
         checkpoint_path: a ``.ckpt`` written by `GateraModule` (layout in this module's docstring).
         base_model: load this base model instead of the one recorded in the checkpoint (e.g. a local copy).
-        load_base: ``(name_or_path, dtype) -> model``; the dtype is that of the saved adapter tensors.
+        load_base: ``(name_or_path, dtype) -> model``; the dtype is the base's storage dtype in training
+            (``base_dtype`` of the metadata: bfloat16 for the GPU recipe, so a reload takes the memory the
+            training took), or for checkpoints that do not record it the adapter tensors' dtype.
 
     Raises:
         UnsafeCheckpointError: the file holds something other than tensors and plain values (it is not read).
@@ -106,7 +109,7 @@ def load_checkpoint_adapter(
     """
     saved, tensors = read_checkpoint(checkpoint_path)
     base = base_model or saved.base_model
-    dtype = next(iter(tensors.values())).dtype
+    dtype = DTYPES[saved.base_dtype] if saved.base_dtype else next(iter(tensors.values())).dtype
     try:
         model = load_base(base, dtype)
     except (OSError, ConfigError) as error:

@@ -3,7 +3,8 @@
 The fields are those of ``checkpoint["gatera"]`` (see `gatera_lab.checkpoint_metadata`, the one place that
 builds them): ``method_name`` (registry name), ``method_class_path`` (``module.Class``), ``method_hparams``
 (``method.hparams()``, every ``__init__`` argument), ``base_model`` (name or folder) and ``fingerprint``
-(`gatera_lab.fingerprint.base_model_fingerprint` of the adapted model). `SavedAdapter.attach` turns them
+(`gatera_lab.fingerprint.base_model_fingerprint` of the adapted model), and where recorded ``base_dtype``
+(the base's storage dtype in training). `SavedAdapter.attach` turns them
 back into a working adapter on a fresh base model.
 """
 
@@ -21,6 +22,7 @@ from gatera_lab.checkpoint_metadata import checkpoint_metadata
 from gatera_lab.errors import CheckpointMismatchError, ConfigError, UnknownMethodError
 from gatera_lab.export.adapter_tensors import load_adapter_tensors
 from gatera_lab.fingerprint import base_model_fingerprint, describe_difference
+from gatera_lab.precision_policy import DTYPES
 from gatera_lab.registry import get_entry
 
 FIELD_TYPES: dict[str, type] = {
@@ -41,6 +43,9 @@ class SavedAdapter:
     method_hparams: dict[str, Any]
     base_model: str
     fingerprint: dict[str, Any]
+    base_dtype: str | None = (
+        None  # the base's storage dtype in training (``model.dtype``); None: not recorded
+    )
 
     @classmethod
     def from_model(cls, model: nn.Module, method: AdapterMethod, base_model: str) -> SavedAdapter:
@@ -72,10 +77,19 @@ class SavedAdapter:
                 raise ConfigError(
                     f"{source}: field {field!r} must be a {expected.__name__}, got {data[field]!r}"
                 )
-        return cls(**{field: data[field] for field in FIELD_TYPES})
+        base_dtype = data.get("base_dtype")
+        if base_dtype is not None and base_dtype not in DTYPES:
+            raise ConfigError(
+                f"{source}: field 'base_dtype' must be one of {list(DTYPES)}, got {base_dtype!r}"
+            )
+        return cls(**{field: data[field] for field in FIELD_TYPES}, base_dtype=base_dtype)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields, without ``base_dtype`` where it is not recorded."""
+        fields = asdict(self)
+        if fields["base_dtype"] is None:
+            del fields["base_dtype"]
+        return fields
 
     def method_class(self, source: str) -> type[AdapterMethod]:
         """The class at ``method_class_path``; if it cannot be imported, the class registered as ``method_name``."""
