@@ -6,23 +6,27 @@
 Each argument is a ``test_rows.jsonl`` (written by ``gatera-lab test`` beside its results: one line per
 scored row with its id, task, gold answer and predictions) or a folder holding exactly one. The i-th run of
 ``--first`` is paired with the i-th of ``--second`` (the same seed, say); rows are joined by their id, on
-the rows that every run scored. The statistics are `gatera_lab.evaluation.paired_comparison`'s: the
-difference of mean accuracy in points (first minus second), a 95% bootstrap interval over pairs and rows
-(within tasks), the minimum detectable difference of this design (2.80 standard errors), and McNemar's exact
-test per pair. The verdict says which side the interval lies on; with ``--paper D`` (a published difference
-in points) it can also say that the effect here is smaller than the paper's.
+the rows that every run scored. The statistics are `gatera_lab.evaluation.paired_comparison`'s, the rule
+the results page uses: the difference of mean accuracy in points (first minus second), a 95% interval
+``d -/+ t se`` whose standard error adds a paired part over the pairs (``pairs - 1`` degrees of freedom) and
+the shared rows' part (within tasks), with Welch-Satterthwaite degrees of freedom (printed), the minimum
+detectable difference of this design (``(t_0.975 + t_0.80) se``), and McNemar's exact test per pair. The
+verdict says which side the interval lies on; with ``--paper D`` (a published difference in points) it can
+also say that the effect here is smaller than the paper's. Over one or two pairs it carries a caution.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 from gatera_lab.command_entry import run_command, write_output
 from gatera_lab.datamodules.record_files import read_jsonl
 from gatera_lab.errors import ConfigError
+from gatera_lab.evaluation.difference_interval import spread_text
 from gatera_lab.evaluation.paired_comparison import PairedDifference, paired_difference, verdict
 
 ROWS_FILE = "test_rows.jsonl"
@@ -47,7 +51,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="predicted: each task's reported metric (default); acc or acc_norm: that one on every task",
     )
     add("--paper", type=float, default=None, help="a published difference A - B in points, for the verdict")
-    add("--replicates", type=int, default=4000, help="bootstrap replicates (default 4000)")
     add("--out", default=None, help="also write the comparison as JSON here")
     return parser
 
@@ -86,7 +89,7 @@ def read_outcomes(path: Path, metric: str) -> dict[str, tuple[str, int]]:
 
 
 def compare_runs(
-    first: list[str], second: list[str], metric: str = "predicted", replicates: int = 4000
+    first: list[str], second: list[str], metric: str = "predicted"
 ) -> tuple[PairedDifference, dict[str, Any]]:
     """The paired difference of ``first`` minus ``second`` and the facts behind it (rows, per-task means)."""
     if len(first) != len(second):
@@ -101,7 +104,7 @@ def compare_runs(
     tasks = [runs[0][row_id][0] for row_id in common]
     values = [[run[row_id][1] for row_id in common] for run in runs]  # [run][row]
     pairs = len(first)
-    result = paired_difference(values[:pairs], values[pairs:], tasks, replicates=replicates)
+    result = paired_difference(values[:pairs], values[pairs:], tasks)
     per_task = {}
     for task in dict.fromkeys(tasks):
         indices = [index for index, name in enumerate(tasks) if name == task]
@@ -131,8 +134,7 @@ def describe(result: PairedDifference, facts: dict[str, Any], paper: float | Non
     )
     lines.append(
         f"\nfirst minus second: {result.difference:+.2f} points, 95% interval [{result.low:+.2f}, "
-        f"{result.high:+.2f}] over {result.seeds} pair(s) x {result.rows} rows{left_out}; minimum detectable "
-        f"difference {result.minimum_detectable:.2f} points"
+        f"{result.high:+.2f}] over {result.seeds} pair(s) x {result.rows} rows{left_out} ({spread_text(result, 2)})"
     )
     for index, (n10, n01, p) in enumerate(result.mcnemar, start=1):
         lines.append(
@@ -141,25 +143,31 @@ def describe(result: PairedDifference, facts: dict[str, Any], paper: float | Non
     outcome = verdict(result, paper)
     claim = "first better than second" if paper is None else f"first minus second = {paper:+.2f} (--paper)"
     lines.append(f"verdict on the claim {claim}: {outcome} ({VERDICTS[outcome]})")
+    if result.warning:
+        lines.append(f"caution: {result.warning}")
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> None:
     """Compare, print, and write ``--out`` when asked."""
-    if args.replicates < 100:
-        raise ConfigError(f"option --replicates must be >= 100, got {args.replicates}")
-    result, facts = compare_runs(args.first, args.second, args.metric, args.replicates)
+    result, facts = compare_runs(args.first, args.second, args.metric)
     print(describe(result, facts, args.paper))
     if args.out:
+        nu = result.degrees_of_freedom
         payload = {
             **facts,
             "difference": result.difference,
             "interval": [result.low, result.high],
             "standard_error": result.standard_error,
+            "seed_standard_error": result.seed_error,
+            "row_standard_error": result.row_error,
+            "degrees_of_freedom": None if math.isinf(nu) else nu,  # null: no limit (rows only, no spread)
+            "t_multiplier": result.multiplier,
             "minimum_detectable": result.minimum_detectable,
             "mcnemar": [list(test) for test in result.mcnemar],
             "paper": args.paper,
             "verdict": verdict(result, args.paper),
+            "caution": result.warning or None,
         }
         write_output("--out", args.out, json.dumps(payload, indent=2) + "\n")
 

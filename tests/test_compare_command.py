@@ -86,3 +86,33 @@ def test_errors_name_the_file_or_option(tmp_path, capsys, make, message):
     else:
         assert main(["compare", "--first", *first, "--second", *second]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_compare_uses_the_pages_rule(tmp_path, capsys):
+    """Three pairs whose seeds disagree: the printed and saved interval are `difference_interval`'s (the rule
+    the results page uses) on the same rows, with its degrees of freedom; two pairs get a caution."""
+    from gatera_lab.evaluation.difference_interval import difference_interval
+
+    firsts = [[1, 1, 1, 0, 1, 0], [1, 0, 0, 0, 1, 0], [1, 1, 1, 1, 1, 1]]
+    seconds = [[1, 0, 1, 0, 0, 0], [1, 1, 0, 1, 1, 0], [1, 1, 0, 1, 0, 1]]
+    paths = {"a": [], "b": []}
+    for index, (a, b) in enumerate(zip(firsts, seconds, strict=True)):
+        paths["a"].append(str(write_rows(tmp_path / f"a{index}.jsonl", {"piqa": a[:3], "arc": a[3:]})))
+        paths["b"].append(str(write_rows(tmp_path / f"b{index}.jsonl", {"piqa": b[:3], "arc": b[3:]})))
+    out = tmp_path / "comparison.json"
+    assert main(["compare", "--first", *paths["a"], "--second", *paths["b"], "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    # rows are joined sorted by id: arc/0..2, then piqa/0..2
+    deltas = [
+        [100 * (x - y) for x, y in zip(a[3:] + a[:3], b[3:] + b[:3], strict=True)]
+        for a, b in zip(firsts, seconds, strict=True)
+    ]
+    expected = difference_interval(deltas, ["arc"] * 3 + ["piqa"] * 3)
+    saved = json.loads(out.read_text())
+    assert saved["interval"] == pytest.approx([expected.low, expected.high])
+    assert saved["degrees_of_freedom"] == pytest.approx(expected.degrees_of_freedom)
+    assert saved["minimum_detectable"] == pytest.approx(expected.minimum_detectable)
+    assert saved["t_multiplier"] == pytest.approx(expected.multiplier) and saved["caution"] is None
+    assert f"on {expected.degrees_of_freedom:.1f} degrees of freedom" in printed and "caution" not in printed
+    assert main(["compare", "--first", *paths["a"][:2], "--second", *paths["b"][:2]]) == 0
+    assert "caution: two seeds, so the seed spread rests on 1 degree of freedom" in capsys.readouterr().out

@@ -2,12 +2,15 @@
 
 An accuracy claim compares the average test accuracy of two settings on the same test rows (the same
 seeded sample for every run), paired by seed and row: `gatera_lab.evaluation.paired_comparison` gives the
-difference in points, its 95% interval from a bootstrap over seeds and rows, the minimum detectable
-difference and McNemar's test per seed; the verdict is its `verdict` (which can also say "smaller than the
-paper's effect"). A comparison that tests the project's own hypothesis (a sweep variant) says *supported* or
-*refuted* instead of *reproduced* or *contradicted*. A record without test rows cannot be paired: its claim is *not resolved*. A gate claim pairs two gate statistics row by row within each run (the held-out rows'
-prompt and response means; each probe prompt's prefill and decode means; one row's near-binary share at two
-entropy weights, same seed): the same bootstrap over runs and rows, in gate units, gives its interval.
+difference in points, its 95% interval (a paired t over seeds plus the shared rows' part, Welch-Satterthwaite
+degrees of freedom: `gatera_lab.evaluation.difference_interval`), the minimum detectable difference and
+McNemar's test per seed; the verdict is its `verdict` (which can also say "smaller than the paper's
+effect"), followed by a caution when it rests on two seeds or fewer. A comparison that tests the project's
+own hypothesis (a sweep variant) says *supported* or *refuted* instead of *reproduced* or *contradicted*. A
+record without test rows cannot be paired: its claim is *not resolved*. A gate claim pairs two gate
+statistics row by row within each run (the held-out rows' prompt and response means; each probe prompt's
+prefill and decode means; one row's near-binary share at two entropy weights, same seed): the same rule, the
+runs in the place of the seeds, gives its interval in gate units.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
+from gatera_lab.evaluation.difference_interval import spread_text
 from gatera_lab.evaluation.paired_comparison import PairedDifference, paired_difference, verdict
 from gatera_lab.experiments.seed_results import TestedRun, row_correct
 
@@ -59,9 +63,14 @@ class Comparison:
         )
         return (
             f"{self.label} = {paired.difference:+.2f} points, 95% interval [{paired.low:+.2f}, {paired.high:+.2f}] "
-            f"over {paired.seeds} seed(s) x {paired.rows} paired rows (minimum detectable difference "
-            f"{paired.minimum_detectable:.2f}){'; ' + tests if tests else ''}; {paper} → **{self.verdict}**."
+            f"over {paired.seeds} seed(s) x {paired.rows} paired rows ({spread_text(paired, 2)})"
+            f"{'; ' + tests if tests else ''}; {paper} → **{self.verdict}**.{caution(paired)}"
         )
+
+
+def caution(paired: PairedDifference) -> str:
+    """The sentence's closing caution over two seeds or fewer ("" from three on)."""
+    return f" Caution: {paired.warning}." if paired.warning else ""
 
 
 def common_seeds(groups: list[dict[Any, TestedRun]]) -> list[Any]:
@@ -118,7 +127,7 @@ def row_values(record: dict[str, Any], key: str) -> list[float] | None:
 
 def paired_rows(pairs: list[tuple[list[float], list[float]]]) -> PairedDifference | None:
     """``first - second`` row by row, one ``(first, second)`` pair per run, on the rows finite in every pair
-    (the bootstrap resamples runs and rows; values keep their unit)."""
+    (the runs take the seeds' place; values keep their unit)."""
     lengths = {len(values) for pair in pairs for values in pair}
     if not pairs or len(lengths) != 1:
         return None
@@ -156,8 +165,8 @@ class GateClaim:
         return (
             f"{self.label}: holds in {holds} of {len(self.pairs)} runs; mean difference "
             f"{paired.difference:+.4f} (gate values, 0 to 1), 95% interval [{paired.low:+.4f}, {paired.high:+.4f}] "
-            f"over {paired.seeds} run(s) x {paired.rows} paired rows (minimum detectable difference "
-            f"{paired.minimum_detectable:.4f}){left_out} → **{verdict(paired, None)}**."
+            f"over {paired.seeds} run(s) x {paired.rows} paired rows ({spread_text(paired, 4)}){left_out} → "
+            f"**{verdict(paired, None)}**.{caution(paired)}"
         )
 
 

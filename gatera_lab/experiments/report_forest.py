@@ -1,10 +1,10 @@
 """The results page's picture of the accuracy claims: each difference with its 95% interval, beside the paper.
 
 One row per paired comparison (the claims file's, the entropy sweep's and the variants'), top to bottom in the
-page's order: a dot at the measured difference ``d`` (points), a bar over its bootstrap interval, a diamond
-at the paper's published difference where there is one, and the row's colour by its verdict. The zero-shot
-comparisons are left out: they lie far from 0 and are clear on the page. A comparison without paired
-statistics (missing runs) has no row.
+page's order: a dot at the measured difference ``d`` (points), a bar over its 95% interval
+(`gatera_lab.evaluation.difference_interval`), a diamond at the paper's published difference where there is
+one, and the row's colour by its verdict. The zero-shot comparisons are left out: they lie far from 0 and are
+clear on the page. A comparison without paired statistics (missing runs) has no row.
 """
 
 from __future__ import annotations
