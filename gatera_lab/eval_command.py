@@ -5,8 +5,9 @@
     gatera-lab eval --base-model smollm2-135m-instruct --tasks my_task --include-path my_tasks/
 
 The model is loaded as ``gatera-lab generate`` loads it: the base model with the checkpoint's adapter
-(`gatera_lab.export.checkpoint_adapter.load_checkpoint_adapter`, ``--base-model`` replacing the recorded
-base), or the base model alone (``--base``: the checkpoint's recorded base, or ``--base-model``). lm-eval
+(`gatera_lab.export.checkpoint_adapter.load_for_inference`, ``--base-model`` replacing the recorded
+base), or the base model alone (``--base``: the checkpoint's recorded base in its training dtype, or
+``--base-model``). lm-eval
 runs on it in memory through `gatera_lab.lm_eval_bridge.AdaptedModelLM`, so a gated adapter's gates act on
 every scored and generated token.
 
@@ -26,7 +27,7 @@ from typing import Any
 
 from torch import nn
 
-from gatera_lab.command_entry import run_command, write_output
+from gatera_lab.command_entry import add_base_model_option, run_command, write_output
 from gatera_lab.errors import ConfigError
 
 
@@ -36,12 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run lm-evaluation-harness tasks on a trained adapter checkpoint, or on a base model.",
     )
     parser.add_argument("--ckpt", help="a checkpoint written by a gatera-lab fit (adapter only)")
-    parser.add_argument(
-        "--base-model",
-        "--model",
-        dest="base_model",
-        help="base model name or folder (with --ckpt: instead of the checkpoint's; alone: no adapter)",
-    )
+    add_base_model_option(parser, alone=True)
     parser.add_argument(
         "--base",
         action="store_true",
@@ -74,7 +70,7 @@ def check_options(args: argparse.Namespace) -> list[str]:
             "give --ckpt CHECKPOINT (a trained adapter) or --base-model NAME (the base model alone)"
         )
     if args.ckpt is not None and not Path(args.ckpt).is_file():
-        raise ConfigError(f"option --ckpt: checkpoint {args.ckpt!r} does not exist")
+        raise ConfigError(f"option --ckpt: {args.ckpt!r}: checkpoint does not exist")
     if args.log_samples and args.output is None:
         raise ConfigError("option --log-samples needs --output FILE.json")
     if args.include_path is not None and not Path(args.include_path).is_dir():
@@ -87,22 +83,17 @@ def check_options(args: argparse.Namespace) -> list[str]:
 
 def load_model(args: argparse.Namespace) -> tuple[nn.Module, Any, dict[str, Any]]:
     """``(model, tokenizer, description)``: the ``--ckpt`` adapter on its base, or a base model alone."""
-    from gatera_lab.model_loading import load_causal_lm, load_tokenizer
+    from gatera_lab.export.checkpoint_adapter import load_for_inference
 
-    if args.ckpt is not None:
-        from gatera_lab.export.checkpoint_adapter import load_checkpoint_adapter, read_checkpoint
-
-        if args.base:
-            saved, _ = read_checkpoint(args.ckpt)
-            base = args.base_model or saved.base_model
-            model, method = load_causal_lm(base), None
-        else:
-            adapted = load_checkpoint_adapter(args.ckpt, base_model=args.base_model)
-            model, base, method = adapted.model, adapted.base_model, adapted.saved.method_name
-    else:
-        model, base, method = load_causal_lm(args.base_model), args.base_model, None
-    description = {"checkpoint": args.ckpt, "base_model": base, "adapter": method}
-    return model.to(args.device).eval(), load_tokenizer(base), description
+    loaded = load_for_inference(
+        args.ckpt,
+        args.base_model,
+        with_adapter=not args.base,
+        device=args.device,
+        label=f"option --ckpt: {args.ckpt!r}",
+    )
+    description = {"checkpoint": args.ckpt, "base_model": loaded.base_model, "adapter": loaded.method_name}
+    return loaded.model, loaded.tokenizer, description
 
 
 def load_tasks(names: list[str], include_path: str | None) -> tuple[Any, list[Any]]:

@@ -20,7 +20,8 @@ import sys
 from functools import partial
 from typing import TYPE_CHECKING
 
-from gatera_lab.errors import ConfigError, GateraError
+from gatera_lab.command_entry import add_base_model_option, run_command
+from gatera_lab.errors import ConfigError
 from gatera_lab.export import (
     BaseModelRecord,
     export_adapter,
@@ -42,11 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--ckpt", required=True, help="a Lightning checkpoint written by GateraModule")
     parser.add_argument("--out", required=True, help="the folder to write (atomically)")
-    parser.add_argument(
-        "--base-model",
-        default=None,
-        help="base model name or folder to load instead of the one recorded in the checkpoint",
-    )
+    add_base_model_option(parser)
     parser.add_argument(
         "--overwrite",
         action="store_true",
@@ -68,34 +65,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run(args: argparse.Namespace) -> None:
+    """Write the export and print what was written."""
+    if args.merge and args.format != "auto":
+        raise ConfigError("--format chooses an adapter format; --merge writes a full model folder instead")
+    loaded = load_checkpoint_adapter(
+        args.ckpt, base_model=args.base_model, label=f"option --ckpt: {args.ckpt!r}"
+    )
+    base = BaseModelRecord.of(loaded.base_model).name_or_path  # as the export names it
+    if args.merge:
+        write = partial(export_merged_model, loaded.model, loaded.method)
+        summary = f"{loaded.method.name} merged into base {base}"
+    else:
+        chosen = export_format(loaded.method, args.format)
+        write = partial(export_adapter, loaded.model, loaded.method, format=chosen)
+        summary = f"{loaded.method.name} adapter ({chosen} format, base {base})"
+    out = write(
+        args.out,
+        base_model_name_or_path=loaded.base_model,
+        overwrite=args.overwrite,
+        tokenizer=base_tokenizer(loaded.base_model),
+    )
+    print(f"wrote {summary} to {out}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``gatera-lab export``; returns the exit status (0 on success, 2 on a gatera-lab error)."""
-    args = build_parser().parse_args(argv)
-    try:
-        if args.merge and args.format != "auto":
-            raise ConfigError(
-                "--format chooses an adapter format; --merge writes a full model folder instead"
-            )
-        loaded = load_checkpoint_adapter(args.ckpt, base_model=args.base_model)
-        base = BaseModelRecord.of(loaded.base_model).name_or_path  # as the export names it
-        if args.merge:
-            write = partial(export_merged_model, loaded.model, loaded.method)
-            summary = f"{loaded.method.name} merged into base {base}"
-        else:
-            chosen = export_format(loaded.method, args.format)
-            write = partial(export_adapter, loaded.model, loaded.method, format=chosen)
-            summary = f"{loaded.method.name} adapter ({chosen} format, base {base})"
-        out = write(
-            args.out,
-            base_model_name_or_path=loaded.base_model,
-            overwrite=args.overwrite,
-            tokenizer=base_tokenizer(loaded.base_model),
-        )
-    except GateraError as error:
-        print(f"gatera-lab export: error: {error}", file=sys.stderr)
-        return 2
-    print(f"wrote {summary} to {out}")
-    return 0
+    return run_command("export", build_parser(), run, argv)
 
 
 def base_tokenizer(base_model: str) -> PreTrainedTokenizerBase | None:

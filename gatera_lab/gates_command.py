@@ -2,9 +2,10 @@
 
     gatera-lab gates --ckpt CKPT --prompt "..." --out gates.png [--max-new-tokens N] [--base-model PATH]
 
-The checkpoint's adapter is loaded as ``gatera-lab export`` loads it
-(`gatera_lab.export.load_checkpoint_adapter`: the method rebuilt from the ``gatera`` metadata, applied to
-``--base-model`` or the recorded base, whose fingerprint must match); an ungated checkpoint is refused first.
+The checkpoint's adapter is loaded as every command loads it
+(`gatera_lab.export.load_for_inference`: the method rebuilt from the ``gatera`` metadata, applied to
+``--base-model`` or the recorded base, whose fingerprint must match), with ``gated=True``: an ungated
+checkpoint is refused before a model loads.
 The prompt is then continued greedily and every gated module's gate on every token is drawn by
 `gatera_lab.diagnostics.plotting.gate_figure`: prompt tokens (prefill) and generated tokens (decode) side by
 side, the boundary marked, with histograms of both below. The checkpoint is unpickled with
@@ -15,15 +16,11 @@ tensors and plain values is refused before it can run code.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-from typing import Any
 
-from gatera_lab.checkpoint_file import load_checkpoint_file
-from gatera_lab.checkpoint_metadata import METADATA_KEY
-from gatera_lab.command_entry import run_command
+from gatera_lab.command_entry import add_base_model_option, run_command
 from gatera_lab.diagnostics.generation_trace import trace_generation
 from gatera_lab.diagnostics.plotting import gate_figure, gate_figure_size_px, save_png
-from gatera_lab.errors import CheckpointMismatchError, ConfigError
+from gatera_lab.errors import ConfigError
 from gatera_lab.prompt_format import render_prompt
 
 
@@ -36,9 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--prompt", required=True, help="the text to continue")
     parser.add_argument("--out", required=True, help="the PNG file to write")
     parser.add_argument("--max-new-tokens", type=int, default=32, help="tokens to generate (default 32)")
-    parser.add_argument(
-        "--base-model", default=None, help="base model name or folder (default: the checkpoint's)"
-    )
+    add_base_model_option(parser)
     parser.add_argument(
         "--instruction", action="store_true", help="wrap the prompt in the LLM-Adapters instruction template"
     )
@@ -53,41 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The checkpoint at ``path``, with errors naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"option --ckpt: checkpoint {str(path)!r} does not exist")
-    checkpoint = load_checkpoint_file(path, f"option --ckpt: {str(path)!r}")
-    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get(METADATA_KEY), dict):
-        raise CheckpointMismatchError(
-            f"{path}: no '{METADATA_KEY}' metadata; the checkpoint was not written by gatera-lab's GateraModule"
-        )
-    return checkpoint
-
-
-def load_gated_model(ckpt: str | Path, base_model: str | None = None, device: str = "cpu"):
-    """``(model, tokenizer, metadata)``: the base model with the checkpoint's gated adapter, in eval mode
-    (`gatera_lab.export.load_checkpoint_adapter`); an ungated checkpoint is refused before a model loads."""
-    from gatera_lab.export.checkpoint_adapter import load_checkpoint_adapter
-    from gatera_lab.model_loading import load_tokenizer
-
-    metadata = read_checkpoint(ckpt)[METADATA_KEY]
-    if not (metadata.get("method_hparams") or {}).get("gate"):
-        raise ConfigError(
-            f"{ckpt}: method {metadata.get('method_name')!r} is ungated (gate=False), so it has no token gates "
-            "to render; `gatera-lab gates` needs a checkpoint of a gated method such as hira_gate, lora_gate "
-            "or dora_gate"
-        )
-    adapted = load_checkpoint_adapter(ckpt, base_model=base_model)
-    return adapted.model.to(device).eval(), load_tokenizer(adapted.base_model), metadata
-
-
 def run(args: argparse.Namespace) -> str:
     """Render the picture; returns the one-line summary."""
     if args.max_new_tokens < 0:
         raise ConfigError(f"option --max-new-tokens must be >= 0, got {args.max_new_tokens}")
-    model, tokenizer, metadata = load_gated_model(args.ckpt, args.base_model, args.device)
+    from gatera_lab.export.checkpoint_adapter import load_for_inference
+
+    loaded = load_for_inference(
+        args.ckpt, args.base_model, gated=True, device=args.device, label=f"option --ckpt: {args.ckpt!r}"
+    )
+    model, tokenizer = loaded.model, loaded.tokenizer
     prompt = args.prompt
     if args.instruction:
         prompt = render_prompt(prompt)
@@ -97,8 +67,8 @@ def run(args: argparse.Namespace) -> str:
     out = save_png(figure, args.out)
     width, height = gate_figure_size_px(len(trace.token_ids), len(labels))
     return (
-        f"wrote {out} ({width}x{height} px): {metadata.get('method_name')}, {len(trace.module_names)} gated "
-        f"modules, {trace.n_prompt} prompt tokens (mean gate {trace.prefill_mean:.3f}), "
+        f"wrote {out} ({width}x{height} px): {loaded.method_name}, {len(trace.module_names)} gated modules, "
+        f"{trace.n_prompt} prompt tokens (mean gate {trace.prefill_mean:.3f}), "
         f"{trace.n_generated} generated tokens (mean gate {trace.decode_mean:.3f})"
     )
 

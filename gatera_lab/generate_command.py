@@ -1,12 +1,12 @@
 """``gatera-lab generate``: text from a trained adapter (or from the base model alone).
 
     gatera-lab generate --ckpt CKPT --prompt "Is the sky blue?" [--prompt ...] [--max-new-tokens N]
-    gatera-lab generate --model NAME --prompts-file prompts.jsonl --out responses.jsonl
+    gatera-lab generate --base-model NAME --prompts-file prompts.jsonl --out responses.jsonl
 
-The model is the base model with the checkpoint's adapter (`gatera_lab.export.load_checkpoint_adapter`:
+The model is the base model with the checkpoint's adapter (`gatera_lab.export.load_for_inference`:
 the checkpoint is read with ``weights_only=True``, the method rebuilt from its ``gatera`` metadata, the base
-model checked against its fingerprint), or with ``--model`` alone the base model without an adapter
-(``--model`` with ``--ckpt`` replaces the checkpoint's base model, e.g. with a local copy). A gated adapter's
+model checked against its fingerprint), or with ``--base-model`` alone the base model without an adapter
+(``--base-model`` with ``--ckpt`` replaces the checkpoint's base model, e.g. with a local copy). A gated adapter's
 gates are part of the model's forward, so they act on every prompt and generated token.
 
 Each prompt (``--prompt``, repeatable, and/or ``--prompts-file``, see `gatera_lab.prompts_file`) is wrapped
@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from gatera_lab.command_entry import run_command, write_output
+from gatera_lab.command_entry import add_base_model_option, run_command, write_output
 from gatera_lab.errors import ConfigError
 from gatera_lab.prompt_format import render_prompt
 from gatera_lab.prompts_file import Prompt, read_prompts_file
@@ -38,12 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Generate text from a trained adapter checkpoint, or from a base model alone.",
     )
     parser.add_argument("--ckpt", help="a checkpoint written by a gatera-lab fit (adapter only)")
-    parser.add_argument(
-        "--model",
-        "--base-model",
-        dest="model",
-        help="base model name or folder (alone: no adapter; with --ckpt: instead of the checkpoint's)",
-    )
+    add_base_model_option(parser, alone=True)
     parser.add_argument("--prompt", action="append", default=[], help="a prompt (repeatable)")
     parser.add_argument(
         "--prompts-file", help="one prompt per line, or JSONL rows with a 'prompt' or 'instruction' field"
@@ -86,21 +80,13 @@ def sampling_options(args: argparse.Namespace) -> dict[str, object]:
 
 
 def load_model(args: argparse.Namespace) -> tuple[nn.Module, object]:
-    """``(model, tokenizer)``: the base model with the ``--ckpt`` adapter, or the ``--model`` alone."""
-    from gatera_lab.model_loading import load_causal_lm, load_tokenizer
+    """``(model, tokenizer)``: the base model with the ``--ckpt`` adapter, or the ``--base-model`` alone."""
+    from gatera_lab.export.checkpoint_adapter import load_for_inference
 
-    if args.ckpt is not None:
-        from gatera_lab.export.checkpoint_adapter import load_checkpoint_adapter
-
-        if not Path(args.ckpt).is_file():
-            raise ConfigError(f"option --ckpt: checkpoint {args.ckpt!r} does not exist")
-        adapted = load_checkpoint_adapter(args.ckpt, base_model=args.model)
-        model, base = adapted.model, adapted.base_model
-    elif args.model is not None:
-        model, base = load_causal_lm(args.model), args.model
-    else:
-        raise ConfigError("give --ckpt CHECKPOINT (a trained adapter) or --model NAME (the base model alone)")
-    return model.to(args.device).eval(), load_tokenizer(base)
+    loaded = load_for_inference(
+        args.ckpt, args.base_model, device=args.device, label=f"option --ckpt: {args.ckpt!r}"
+    )
+    return loaded.model, loaded.tokenizer
 
 
 def generate_response(model: nn.Module, tokenizer, text: str, options: dict, streamer=None) -> str:

@@ -25,7 +25,7 @@ import yaml
 
 from gatera_lab.diagnostics.final_gate_probe import FinalGateProbe, held_out_batches
 from gatera_lab.experiments.record_backfill import backfill_records, print_outcome
-from gatera_lab.gates_command import load_gated_model
+from gatera_lab.export.checkpoint_adapter import load_for_inference
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -56,7 +56,7 @@ def measure(log_dir: Path, probe: FinalGateProbe) -> dict[str, Any]:
         raise FileNotFoundError(
             f"{log_dir / 'checkpoints'}: expected one checkpoint, found {len(checkpoints)}"
         )
-    model, _, _ = load_gated_model(checkpoints[0])
+    model = load_for_inference(checkpoints[0], gated=True).model
     datamodule = fit_datamodule(log_dir / "config.yaml")
     with torch.no_grad():
         return probe.statistics(model, held_out_batches(datamodule, probe.max_batches), torch.device("cpu"))

@@ -23,8 +23,8 @@ from gatera_lab.datamodules.commonsense_tasks import TASK_NAMES
 from gatera_lab.datamodules.test_rows import add_row_options, load_test_rows
 from gatera_lab.evaluation import evaluate_items
 from gatera_lab.evaluation.results_table import write_results_json
+from gatera_lab.export.checkpoint_adapter import load_for_inference
 from gatera_lab.gate_skip import evaluate_gate_skip
-from gatera_lab.gates_command import load_gated_model
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     thresholds = parse_thresholds(args.thresholds)
     if args.threads:
         torch.set_num_threads(args.threads)
-    model, tokenizer, metadata = load_gated_model(args.ckpt)
+    loaded = load_for_inference(args.ckpt, gated=True)
+    model, tokenizer = loaded.model, loaded.tokenizer
     tasks = list(TASK_NAMES)
     examples, row_ids = load_test_rows(
         tasks, "olmo", limit=args.limit or None, sample=args.sample, sample_seed=args.sample_seed
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     results = evaluate_gate_skip(model, accuracy, [None, *thresholds])
     reference = results[0].metric["avg"]
     rows = []
-    print(f"{metadata.get('method_name')} from {args.ckpt}; {len(items)} rows (first {args.limit} per task)")
+    print(f"{loaded.method_name} from {args.ckpt}; {len(items)} rows (first {args.limit} per task)")
     print("| threshold | Avg accuracy | change (points) | (layer, token) pairs skipped | seconds |")
     print("|---|---:|---:|---:|---:|")
     for result in results:

@@ -41,3 +41,19 @@ def test_lightning_cli_itself_has_no_predict(capsys):
         run_lightning_cli(["predict"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'predict'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["eval", "export", "gates", "generate"])
+def test_base_model_is_one_option_with_one_name(command, capsys):
+    """``--base-model`` stores to ``base_model`` in every command that loads a checkpoint's base."""
+    import importlib
+
+    parser = importlib.import_module(f"gatera_lab.{command}_command").build_parser()
+    (action,) = [action for action in parser._actions if "--base-model" in action.option_strings]
+    assert action.dest == "base_model" and action.option_strings == ["--base-model"]
+    if command in ("eval", "generate"):  # the earlier name still works, with a note
+        namespace = parser.parse_args(
+            ["--model", "tiny", "--tasks", "x"] if command == "eval" else ["--model", "tiny"]
+        )
+        assert namespace.base_model == "tiny"
+        assert "--model is deprecated; use --base-model" in capsys.readouterr().err

@@ -8,7 +8,8 @@ from PIL import Image
 
 from gatera_lab.cli import main as cli_main
 from gatera_lab.diagnostics.plotting import gate_figure_size_px
-from gatera_lab.gates_command import load_gated_model, main
+from gatera_lab.export.checkpoint_adapter import load_for_inference
+from gatera_lab.gates_command import main
 from gatera_lab.model_loading import load_tokenizer
 from tests.tiny_fit import train_checkpoint
 
@@ -42,10 +43,10 @@ def test_writes_a_png_of_the_expected_size(gated_checkpoint, tiny_model_dir, tmp
 
 def test_the_rebuilt_model_carries_the_trained_adapter(gated_checkpoint, tiny_model_dir):
     ckpt, trained = gated_checkpoint
-    model, _, metadata = load_gated_model(ckpt)
-    assert metadata["method_name"] == "hira_gate"
+    loaded = load_for_inference(ckpt, gated=True)
+    assert loaded.method_name == "hira_gate" and not loaded.model.training
     trained_state = trained.model.state_dict()
-    for name, tensor in model.state_dict().items():
+    for name, tensor in loaded.model.state_dict().items():
         torch.testing.assert_close(tensor, trained_state[name])
     assert any("token_gate" in name for name in trained_state)
 
@@ -69,7 +70,7 @@ def test_missing_and_foreign_checkpoints_are_named(tmp_path, capsys):
         main(["--ckpt", str(tmp_path / "foreign.ckpt"), "--prompt", "hi", "--out", str(tmp_path / "x.png")])
         == 2
     )
-    assert "no 'gatera' metadata" in capsys.readouterr().err
+    assert "no checkpoint['gatera'] metadata" in capsys.readouterr().err
 
 
 def test_gate_skip_accuracy_script_compares_thresholds_on_real_rows(gated_checkpoint, tmp_path, capsys):

@@ -59,7 +59,7 @@ def test_greedy_text_is_that_of_the_trained_gated_adapter(gated_fit, tiny_model_
 def test_the_base_model_alone_and_raw_prompts(tiny_model_dir, capsys):
     tokenizer = load_tokenizer(str(tiny_model_dir))
     expected = reference(load_causal_lm(str(tiny_model_dir)), tokenizer, PROMPT, 6)
-    assert main(["generate", "--model", str(tiny_model_dir), "--raw", "--prompt", PROMPT,
+    assert main(["generate", "--base-model", str(tiny_model_dir), "--raw", "--prompt", PROMPT,
                  "--max-new-tokens", "6"]) == 0  # fmt: skip
     assert capsys.readouterr().out == expected + "\n"
 
@@ -103,7 +103,7 @@ def test_sampling_with_a_seed_is_repeatable(tiny_model_dir, capsys):
     def sample(seed: int) -> str:
         argv = [
             "generate",
-            "--model",
+            "--base-model",
             str(tiny_model_dir),
             "--raw",
             "--prompt",
@@ -124,27 +124,33 @@ def test_sampling_with_a_seed_is_repeatable(tiny_model_dir, capsys):
     [
         (
             ["--ckpt", "{tmp}/missing.ckpt", "--prompt", "hi"],
-            "option --ckpt: checkpoint '{tmp}/missing.ckpt'",
+            "option --ckpt: '{tmp}/missing.ckpt': checkpoint does not exist",
         ),
         (
             ["--ckpt", "{tmp}/foreign.ckpt", "--prompt", "hi"],
-            "foreign.ckpt: no checkpoint['gatera'] metadata",
+            "foreign.ckpt': no checkpoint['gatera'] metadata",
         ),
-        (["--model", "{model}"], "no prompts: give --prompt TEXT"),
-        (["--model", "{model}", "--prompt", " "], "option --prompt: a prompt is empty"),
+        (["--base-model", "{model}"], "no prompts: give --prompt TEXT"),
+        (["--base-model", "{model}", "--prompt", " "], "option --prompt: a prompt is empty"),
         (["--prompt", "hi"], "give --ckpt CHECKPOINT"),
         (
-            ["--model", "{model}", "--prompts-file", "{tmp}/none.txt"],
+            ["--base-model", "{model}", "--prompts-file", "{tmp}/none.txt"],
             "option --prompts-file: '{tmp}/none.txt'",
         ),
-        (["--model", "{model}", "--prompts-file", "{tmp}/empty.txt"], "empty.txt' holds no prompts"),
-        (["--model", "{model}", "--prompts-file", "{tmp}/bad.jsonl"], "bad.jsonl' line 2 has no non-empty"),
+        (["--base-model", "{model}", "--prompts-file", "{tmp}/empty.txt"], "empty.txt' holds no prompts"),
         (
-            ["--model", "{model}", "--prompt", "hi", "--max-new-tokens", "0"],
+            ["--base-model", "{model}", "--prompts-file", "{tmp}/bad.jsonl"],
+            "bad.jsonl' line 2 has no non-empty",
+        ),
+        (
+            ["--base-model", "{model}", "--prompt", "hi", "--max-new-tokens", "0"],
             "option --max-new-tokens must be",
         ),
-        (["--model", "{model}", "--prompt", "hi", "--top-p", "1.5"], "option --top-p must be in (0, 1]"),
-        (["--model", "{model}", "--prompt", "hi", "--max-new-tokens", "1", "--out", "{tmp}"], "option --out"),
+        (["--base-model", "{model}", "--prompt", "hi", "--top-p", "1.5"], "option --top-p must be in (0, 1]"),
+        (
+            ["--base-model", "{model}", "--prompt", "hi", "--max-new-tokens", "1", "--out", "{tmp}"],
+            "option --out",
+        ),
     ],
 )
 def test_errors_exit_2_with_one_line_naming_the_option_or_file(

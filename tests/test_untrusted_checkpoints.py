@@ -75,7 +75,7 @@ def test_export_refuses_it_with_exit_code_2(hostile_checkpoint, tmp_path, capsys
     assert export_main(["--ckpt", str(path), "--out", str(out)]) == 2
     assert cli_main(["export", "--ckpt", str(path), "--out", str(out)]) == 2
     errors = capsys.readouterr().err
-    assert errors.count(f"{path}: refused to load the checkpoint") == 2
+    assert errors.count(f"option --ckpt: {str(path)!r}: refused to load the checkpoint") == 2
     assert not marker.exists() and not out.exists()
 
 

@@ -7,7 +7,8 @@
   Hugging Face model folder (`merged_model`);
 - `exported_base_model` / `BaseModelRecord` (`base_model_record`): the base an export names (an embedded model
   by its Hugging Face id, with the embedded copy noted for gatera-lab);
-- `load_checkpoint_adapter` (`checkpoint_adapter`): a GateraModule checkpoint onto its base model;
+- `load_checkpoint_adapter` (`checkpoint_adapter`): a GateraModule checkpoint onto its base model, the one
+  checkpoint-to-model loader; `load_for_inference`: that (or a base alone) with its tokenizer, in eval mode;
 - `atomic_folder`: the all-or-nothing, fsynced folder writer both formats use; `export_folder`: which
   folders ``overwrite`` may replace (exports holding nothing else).
 """
@@ -21,12 +22,18 @@ from gatera_lab.export.adapter_io import (
 )
 from gatera_lab.export.atomic_folder import atomic_folder
 from gatera_lab.export.base_model_record import BaseModelRecord
-from gatera_lab.export.checkpoint_adapter import CheckpointAdapter, load_checkpoint_adapter
+from gatera_lab.export.checkpoint_adapter import (
+    CheckpointAdapter,
+    InferenceModel,
+    load_checkpoint_adapter,
+    load_for_inference,
+)
 from gatera_lab.export.saved_adapter import SavedAdapter
 
 __all__ = [
     "BaseModelRecord",
     "CheckpointAdapter",
+    "InferenceModel",
     "SavedAdapter",
     "atomic_folder",
     "export_adapter",
@@ -35,4 +42,5 @@ __all__ = [
     "exported_base_model",
     "load_adapter",
     "load_checkpoint_adapter",
+    "load_for_inference",
 ]
