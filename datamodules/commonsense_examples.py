@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from gatera_lab.errors import ConfigError
+from gatera_lab.evaluation.commonsense_task_names import COMMONSENSE_COLUMNS, COMMONSENSE_TASK_NAMES
 from gatera_lab.prompt_format import RESPONSE_PREFIX
 
 Source = Literal["olmo", "llm_adapters"]
@@ -71,32 +72,22 @@ class TaskSpec:
         return self.labels(self.max_choices)
 
 
-TASKS: dict[str, TaskSpec] = {
-    spec.name: spec
-    for spec in (
-        TaskSpec("boolq", "BoolQ", "", 2, 2, "boolq", "val", "boolq"),
-        TaskSpec("piqa", "PIQA", "solution", 2, 2, "piqa", "val", "piqa"),
-        TaskSpec(
-            "social_i_qa", "SIQA", "answer", 3, 3, "socialiqa", "val", "social_i_qa", ("siqa", "socialiqa")
-        ),
-        TaskSpec("hellaswag", "HellaSwag", "ending", 4, 4, "hellaswag", "val", "hellaswag"),
-        TaskSpec("winogrande", "WinoGrande", "option", 2, 2, "winogrande", "val", "winogrande"),
-        TaskSpec("arc_easy", "ARC-e", "answer", 3, 5, "arc_easy", "test", "ARC-Easy", ("arc-e", "arc-easy")),
-        TaskSpec(
-            "arc_challenge",
-            "ARC-c",
-            "answer",
-            3,
-            5,
-            "arc_challenge",
-            "test",
-            "ARC-Challenge",
-            ("arc-c", "arc-challenge"),
-        ),
-        TaskSpec("openbookqa", "OBQA", "answer", 4, 4, "openbookqa", "test", "openbookqa", ("obqa",)),
-    )
+# name -> (label_word, min_choices, max_choices, olmo_name, olmo_test_split, llm_adapters_folder, aliases)
+_TASK_DATA: dict[str, tuple[Any, ...]] = {
+    "boolq": ("", 2, 2, "boolq", "val", "boolq"),
+    "piqa": ("solution", 2, 2, "piqa", "val", "piqa"),
+    "social_i_qa": ("answer", 3, 3, "socialiqa", "val", "social_i_qa", ("siqa", "socialiqa")),
+    "hellaswag": ("ending", 4, 4, "hellaswag", "val", "hellaswag"),
+    "winogrande": ("option", 2, 2, "winogrande", "val", "winogrande"),
+    "arc_easy": ("answer", 3, 5, "arc_easy", "test", "ARC-Easy", ("arc-e", "arc-easy")),
+    "arc_challenge": ("answer", 3, 5, "arc_challenge", "test", "ARC-Challenge", ("arc-c", "arc-challenge")),
+    "openbookqa": ("answer", 4, 4, "openbookqa", "test", "openbookqa", ("obqa",)),
 }
-TASK_NAMES: tuple[str, ...] = tuple(TASKS)  # the column order of every results table
+# the tasks, their order and their column names are those of the results table (`COMMONSENSE_COLUMNS`)
+TASKS: dict[str, TaskSpec] = {
+    name: TaskSpec(name, display, *_TASK_DATA[name]) for name, display in COMMONSENSE_COLUMNS.items()
+}
+TASK_NAMES: tuple[str, ...] = COMMONSENSE_TASK_NAMES  # the column order of every results table
 
 
 def resolve_task(task: str) -> TaskSpec:

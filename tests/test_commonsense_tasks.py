@@ -144,5 +144,9 @@ def test_label_sets_follow_the_llm_adapters_regexes() -> None:
 
 
 def test_task_order_and_names_match_the_results_table() -> None:
+    """The tasks are defined once (`gatera_lab.evaluation.commonsense_task_names`); the data adds their details."""
+    from gatera_lab.datamodules import commonsense_examples
+
     assert tuple(COMMONSENSE_COLUMNS) == TASK_NAMES
     assert [spec.display for spec in TASKS.values()] == list(COMMONSENSE_COLUMNS.values())
+    assert set(commonsense_examples._TASK_DATA) == set(COMMONSENSE_COLUMNS)  # no task's details left over

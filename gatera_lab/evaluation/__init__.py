@@ -9,6 +9,7 @@ from gatera_lab.evaluation.choice_items import (
     tokenize_eval_item,
 )
 from gatera_lab.evaluation.choice_scoring import predict_by_likelihood, score_candidates
+from gatera_lab.evaluation.commonsense_task_names import COMMONSENSE_COLUMNS
 from gatera_lab.evaluation.evaluate_batch import BatchEvaluation, Protocol, evaluate_batch, evaluate_items
 from gatera_lab.evaluation.generation_matching import (
     first_label_match,
@@ -16,7 +17,6 @@ from gatera_lab.evaluation.generation_matching import (
     predict_by_generation,
 )
 from gatera_lab.evaluation.results_table import (
-    COMMONSENSE_COLUMNS,
     render_table,
     row_average,
     write_results_csv,

@@ -16,17 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gatera_lab.atomic_write import write_json_atomic, write_text_atomic
-
-COMMONSENSE_COLUMNS: dict[str, str] = {
-    "boolq": "BoolQ",
-    "piqa": "PIQA",
-    "social_i_qa": "SIQA",
-    "hellaswag": "HellaSwag",
-    "winogrande": "WinoGrande",
-    "arc_easy": "ARC-e",
-    "arc_challenge": "ARC-c",
-    "openbookqa": "OBQA",
-}
+from gatera_lab.evaluation.commonsense_task_names import COMMONSENSE_COLUMNS
 
 Results = Mapping[str, Mapping[str, float]]
 
