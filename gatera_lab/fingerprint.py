@@ -6,7 +6,8 @@ architecture and the sizes that decide every adapter tensor's shape, plus the na
 cheap to compute and independent of dtype and device, so it does not catch two checkpoints of the same
 architecture with different weights. Module names are taken as a plain model names them: the prefixes that
 wrappers insert (FSDP's ``_fsdp_wrapped_module.``, activation checkpointing's ``_checkpoint_wrapped_module.``,
-``torch.compile``'s ``_orig_mod.``) are removed, so a checkpoint written under FSDP loads on one device.
+``torch.compile``'s ``_orig_mod.``) are removed, and FSDP2's ``FSDP<class>`` is its class, so a checkpoint
+written under FSDP loads on one device.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from torch import nn
+from torch.distributed.fsdp import FSDPModule
 from torch.distributed.fsdp._common_utils import clean_tensor_name
 
 from gatera_lab.adapter_method import adapter_layers
@@ -40,7 +42,7 @@ def base_model_fingerprint(model: nn.Module) -> dict[str, Any]:
         that ``model.config`` has, and ``adapted_modules`` (sorted full names of its `AdapterLinear` layers;
         empty before an adapter is applied).
     """
-    fingerprint: dict[str, Any] = {"architecture": type(model).__name__}
+    fingerprint: dict[str, Any] = {"architecture": plain_class(model).__name__}
     config = getattr(model, "config", None)
     for field in CONFIG_FIELDS:
         value = getattr(config, field, None)
@@ -48,6 +50,14 @@ def base_model_fingerprint(model: nn.Module) -> dict[str, Any]:
             fingerprint[field] = value
     fingerprint["adapted_modules"] = sorted(plain_module_name(name) for name, _ in adapter_layers(model))
     return fingerprint
+
+
+def plain_class(model: nn.Module) -> type:
+    """``model``'s class, or under FSDP2 the class it had before ``fully_shard`` (which makes a subclass
+    ``FSDP<name>`` of `FSDPModule` and the original)."""
+    if not isinstance(model, FSDPModule):
+        return type(model)
+    return next(cls for cls in type(model).__mro__[1:] if not issubclass(cls, FSDPModule))
 
 
 def plain_module_name(name: str) -> str:

@@ -42,10 +42,11 @@ from gatera_lab.precision_policy import DTYPES, check_precision
 from gatera_lab.registry import build_method
 from gatera_lab.selected_logits import logits_at, target_log_probs
 from gatera_lab.sharded_clipping import sharded_gradient_clipper
+from gatera_lab.sharded_evaluation_hooks import ShardedEvaluationHooks
 from gatera_lab.token_gate import capture_gate_logits, masked_gate_entropy
 
 
-class GateraModule(HostMemoryHooks, AdapterCheckpointHooks, MultipleChoiceEvaluation):
+class GateraModule(HostMemoryHooks, ShardedEvaluationHooks, AdapterCheckpointHooks, MultipleChoiceEvaluation):
     """A causal LM, frozen, with one adapter method injected; trains the adapter and (if gated) its gates."""
 
     def __init__(
@@ -117,9 +118,11 @@ class GateraModule(HostMemoryHooks, AdapterCheckpointHooks, MultipleChoiceEvalua
 
     # ------------------------------------------------------------------ model
     def configure_model(self) -> None:
-        """Load the frozen base and inject the adapter; runs more than once under some strategies."""
+        """Load the frozen base and inject the adapter; runs more than once under some strategies. Under
+        ``ModelParallelStrategy`` shard it with FSDP2 (`gatera_lab.fsdp2_sharding`, configs/fsdp.yaml)."""
         if self.model is not None:
             return
+        from gatera_lab.fsdp2_sharding import shard_model
         from gatera_lab.model_loading import load_causal_lm
 
         if self._trainer is not None:  # float32 adapters need a mixed (or 32-true) precision: refuse the rest
@@ -127,6 +130,9 @@ class GateraModule(HostMemoryHooks, AdapterCheckpointHooks, MultipleChoiceEvalua
 
         model = load_causal_lm(self.hparams.model, dtype=DTYPES[self.hparams.dtype])
         self.attach_model(model)
+        mesh = getattr(self, "_device_mesh", None)  # set by Lightning's ModelParallelStrategy
+        if mesh is not None:
+            shard_model(self.model, mesh)
 
     def attach_model(self, model: torch.nn.Module) -> None:
         """Inject the method into ``model`` (already loaded) and make it this module's model."""

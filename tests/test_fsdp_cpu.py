@@ -4,7 +4,8 @@ Each process shards the tiny Llama with an adapter injected (each decoder layer,
 AdamW steps (`gatera_lab.optimization.build_optimizer`) on its half of each global batch with
 `GateraModule`'s training objective, the gradients clipped by their global norm through the shards
 (`gatera_lab.sharded_clipping`), and gathers the adapter parameters: they equal one process's two clipped
-steps on the whole global batches (rtol 1e-4), for LoRA and gated HiRA. A third case shards a bfloat16 base
+steps on the whole global batches (rtol 1e-4), for LoRA and gated HiRA. The gradient elements that FSDP2
+reduce-scatters each step are counted: exactly the adapters' (the frozen base's are never formed). A third case shards a bfloat16 base
 beside float32 adapters in the same units (what FSDP1 refuses, docs/gpu.md): it trains, the adapters stay
 float32, and each tensor's update points the way one process's does (cosine >= 0.99).
 
@@ -45,6 +46,7 @@ CASES = {  # name: (method, its options, base dtype)
 # (update ~ lr * g / |g|) turn that into lr-sized differences where a gradient is near 0: the bf16 case is
 # checked by the direction of each tensor's update (cosine; measured 0.9997 at worst), not elementwise.
 MIN_BF16_UPDATE_COSINE = 0.99
+REDUCED_KEY = "gradient elements reduced per step"
 MAX_NORM = 0.002  # below every case's gradient norm, so that clipping rescales every step
 
 
@@ -94,8 +96,17 @@ def train(module: GateraModule, batches: list[dict[str, Tensor]]) -> None:
 def fsdp_worker(rank: int, out_dir: str) -> None:
     """One of two gloo processes: shard each case with fully_shard, train on this rank's halves, save."""
     from torch.distributed.fsdp import fully_shard
+    from torch.distributed.fsdp._fully_shard import _fsdp_param_group
 
     init_gloo_group(rank, out_dir, WORLD_SIZE)
+    reduced: list[int] = []  # gradient elements handed to each reduce-scatter, as FSDP2 calls it
+    reduce = _fsdp_param_group.foreach_reduce
+
+    def counting_reduce(fsdp_params, unsharded_grads, *args, **kwargs):  # noqa: ANN001, ANN202
+        reduced.append(sum(gradient.numel() for gradient in unsharded_grads))
+        return reduce(fsdp_params, unsharded_grads, *args, **kwargs)
+
+    _fsdp_param_group.foreach_reduce = counting_reduce
     try:
         for case in CASES:
             module = make_module(case)
@@ -103,10 +114,13 @@ def fsdp_worker(rank: int, out_dir: str) -> None:
                 if isinstance(layer, LlamaDecoderLayer):
                     fully_shard(layer)
             fully_shard(module.model)
+            reduced.clear()
             train(module, [shard(global_batch(step), rank, WORLD_SIZE) for step in range(STEPS)])
             values = adapter_values(module)
             if rank == 0:
-                torch.save(values, Path(out_dir) / f"{case}.pt")
+                torch.save(
+                    {**values, REDUCED_KEY: torch.tensor(sum(reduced) / STEPS)}, Path(out_dir) / f"{case}.pt"
+                )
         dist.barrier()
     except BaseException:
         dist.destroy_process_group()
@@ -140,6 +154,12 @@ def test_fsdp2_steps_equal_one_process_on_the_global_batch(sharded_runs: Path, c
     train(module, [global_batch(step) for step in range(STEPS)])
     expected = adapter_values(module)
     got = torch.load(sharded_runs / f"{case}.pt")
+    reduced = got.pop(REDUCED_KEY)  # the frozen base's gradients are neither formed nor communicated
+    assert (
+        reduced
+        == sum(value.numel() for value in expected.values())
+        < sum(p.numel() for p in module.parameters())
+    )
     assert got.keys() == expected.keys() and expected
     for name, value in expected.items():
         assert got[name].dtype == value.dtype == torch.float32, name

@@ -2,7 +2,7 @@
 
 - Every GPU overlay (gpu_bf16, grad_checkpointing, llama32_1b, llama3_8b, fsdp) parses on top of a method
   config and sets what it says; the Llama overlays name the hub ids, link the tokenizer and load nothing;
-  the fsdp overlay builds Lightning's FSDPStrategy wrapping each LlamaDecoderLayer, with use_orig_params.
+  the fsdp overlay builds Lightning's ModelParallelStrategy (FSDP2) with every device data-parallel.
 - A bfloat16 base keeps float32 adapter and gate parameters (`gatera_lab.precision_policy`): every method's
   layer outputs bfloat16 and gives float32 gradients without autocast; a ``fast_dev_run`` with
   ``--config gpu_bf16 --trainer.accelerator cpu`` trains under bf16-mixed with a finite loss.
@@ -21,7 +21,6 @@ import lightning as L
 import pytest
 import torch
 import yaml
-from transformers.models.llama.modeling_llama import LlamaDecoderLayer
 
 from gatera_lab import build_method
 from gatera_lab.adapter_method import adapter_layers, adapter_parameters
@@ -47,9 +46,10 @@ OVERLAYS = {
         ("model", "method", "init_args", "r"): 32,
     },
     "fsdp": {
-        ("trainer", "strategy", "class_path"): "lightning.pytorch.strategies.FSDPStrategy",
+        ("trainer", "strategy", "class_path"): "lightning.pytorch.strategies.ModelParallelStrategy",
+        ("trainer", "strategy", "init_args", "tensor_parallel_size"): 1,
         ("trainer", "precision"): "bf16-mixed",
-        ("model", "dtype"): "float32",
+        ("model", "dtype"): "bfloat16",
     },
 }
 
@@ -91,20 +91,20 @@ def test_the_llama_overlays_link_the_tokenizer_and_load_nothing() -> None:
     assert cli.model.model is None  # the base model is loaded by configure_model, at fit time
 
 
-def test_the_fsdp_overlay_wraps_each_decoder_layer_with_orig_params() -> None:
+def test_the_fsdp_overlay_builds_fsdp2_over_every_device() -> None:
     from jsonargparse import ArgumentParser
-    from lightning.pytorch.strategies import FSDPStrategy, Strategy
-    from torch.distributed.fsdp.wrap import ModuleWrapPolicy
+    from lightning.pytorch.strategies import ModelParallelStrategy, Strategy
 
     overlay = yaml.safe_load((Path(__file__).parents[1] / "configs" / "fsdp.yaml").read_text())
     parser = ArgumentParser()
     parser.add_argument("--strategy", type=Strategy)
     strategy = parser.instantiate_classes(parser.parse_object({"strategy": overlay["trainer"]["strategy"]}))
     strategy = strategy.strategy
-    assert isinstance(strategy, FSDPStrategy)
-    policy = strategy.kwargs["auto_wrap_policy"]
-    assert isinstance(policy, ModuleWrapPolicy) and set(policy._module_classes) == {LlamaDecoderLayer}
-    assert strategy.kwargs["use_orig_params"] is True
+    assert isinstance(strategy, ModelParallelStrategy)
+    assert (
+        strategy._data_parallel_size == overlay["trainer"]["devices"] and strategy._tensor_parallel_size == 1
+    )
+    assert strategy._save_distributed_checkpoint is False  # one adapter-only file
 
 
 # ---------------------------------------------------------------- float32 adapters beside a bf16 base

@@ -45,6 +45,7 @@ from gatera_lab.diagnostics.generation_trace import trace_generation
 from gatera_lab.diagnostics.prefill_decode_monitor import DEFAULT_PROBE
 from gatera_lab.diagnostics.step_diagnostic import check_positive, diagnosed_model
 from gatera_lab.diagnostics.token_variance import stacked_real_gates, token_variance_split
+from gatera_lab.fsdp2_sharding import gathered_weights
 from gatera_lab.prompt_format import render_prompt
 from gatera_lab.run_folder import run_folder
 
@@ -156,12 +157,15 @@ class FinalGateProbe(Callback):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         model = diagnosed_model(pl_module)
-        if not gated_layers(model) or not trainer.is_global_zero:
+        if not gated_layers(model):
             return
-        self.result = {
-            **self.measure(model, trainer.datamodule, pl_module.device),
-            "step": trainer.global_step,
-        }
+        with gathered_weights(model):  # every process enters (FSDP2); rank zero then measures alone
+            if not trainer.is_global_zero:
+                return
+            self.result = {
+                **self.measure(model, trainer.datamodule, pl_module.device),
+                "step": trainer.global_step,
+            }
         self.written = run_folder(trainer) / FILENAME  # not trainer.log_dir: it broadcasts (rank 0 only here)
         write_json_atomic(self.written, self.result)
 

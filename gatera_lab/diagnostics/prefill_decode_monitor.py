@@ -36,6 +36,7 @@ from gatera_lab.diagnostics.step_diagnostic import (
 )
 from gatera_lab.diagnostics.tensorboard_output import log_image, log_scalars
 from gatera_lab.errors import ConfigError
+from gatera_lab.fsdp2_sharding import gathered_weights
 from gatera_lab.prompt_format import render_prompt
 from gatera_lab.run_folder import run_folder
 
@@ -189,12 +190,9 @@ class PrefillDecodeMonitor(GateCaptureDiagnostic):
         if step == self._last_probe_step:
             return
         self._last_probe_step = step
-        trace = trace_generation(
-            diagnosed_model(pl_module),
-            self._resolve_tokenizer(trainer, pl_module),
-            self.prompt_text(),
-            self.max_new_tokens,
-        )
+        model, tokenizer = diagnosed_model(pl_module), self._resolve_tokenizer(trainer, pl_module)
+        with gathered_weights(model):  # a sharded model's forwards stay local (`gatera_lab.fsdp2_sharding`)
+            trace = trace_generation(model, tokenizer, self.prompt_text(), self.max_new_tokens)
         log_scalars(
             trainer,
             {
