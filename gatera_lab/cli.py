@@ -28,6 +28,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from gatera_lab.checkpoint_file import load_checkpoint_file
 from gatera_lab.config_file_check import check_config_files
+from gatera_lab.console import RunSummary, quiet_known_warnings
 from gatera_lab.durable_checkpoint_io import use_durable_checkpoints
 from gatera_lab.errors import ConfigError, GateraError
 from gatera_lab.host_memory import bound_library_caches
@@ -56,9 +57,11 @@ class GateraCLI(LightningCLI):
         )
 
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
-        """As LightningCLI's, with checkpoints written atomically and fsynced (`DurableCheckpointIO`)."""
+        """As LightningCLI's, with checkpoints written atomically and fsynced (`DurableCheckpointIO`) and a
+        run header and closing line on the console (`gatera_lab.console.RunSummary`)."""
         trainer = super().instantiate_trainer(**kwargs)
         use_durable_checkpoints(trainer)
+        trainer.callbacks.append(RunSummary())
         return trainer
 
     def after_fit(self) -> None:
@@ -179,6 +182,7 @@ def main(args: list[str] | None = None) -> int:
     """Entry point of ``gatera-lab``; ``args`` defaults to ``sys.argv[1:]`` (so tests can call it in-process)."""
     argv = sys.argv[1:] if args is None else list(args)
     bound_library_caches()
+    quiet_known_warnings()
     try:
         if not argv or argv[0] in HELP_FLAGS:
             print_help()
