@@ -25,7 +25,10 @@ precision is the same), and autograd is called twice on that small graph: with `
 diagnosed step: one forward and two backward passes of each adapted layer alone. ``G`` is the gradient of
 the loss Lightning back-propagates for this micro-batch (divided by ``accumulate_grad_batches``); the
 shares do not depend on that factor. Activation checkpointing must be non-reentrant (the module's
-default); its recomputation in backward is ignored.
+default); its recomputation in backward is ignored. Under activation checkpointing the kept inputs are what
+checkpointing would have freed, so on an accelerator they are kept in host memory (``offload_inputs``) and
+brought back one layer at a time. The norms and counts stay on the device until `finish`, which reads them
+all at once: no host synchronisation inside the backward.
 """
 
 from __future__ import annotations
@@ -113,22 +116,30 @@ def method_parameters(layer: nn.Module) -> list[nn.Parameter]:
     ]
 
 
-def _squared_norm(gradients: tuple[Tensor | None, ...]) -> float:
-    return sum(float(gradient.double().pow(2).sum()) for gradient in gradients if gradient is not None)
+def _squared_norm(gradients: tuple[Tensor | None, ...]) -> Tensor:
+    """The float64 squared norm of the gradients together, on their device (no host synchronisation)."""
+    squares = [gradient.double().pow(2).sum() for gradient in gradients if gradient is not None]
+    return torch.stack(squares).sum() if squares else torch.zeros((), dtype=torch.float64)
 
 
 class GradientMaskingProbe:
     """Measures every gated layer's `GradientShare` during one forward and backward."""
 
-    def __init__(self, model: nn.Module, threshold: float = LOW) -> None:
+    def __init__(self, model: nn.Module, threshold: float = LOW, offload_inputs: bool | None = None) -> None:
         """
         Args:
             model: the model whose gated `AdapterLinear` layers to measure.
             threshold: ``tau``; tokens with ``g < tau`` are the low-gate tokens.
+            offload_inputs: keep the layers' inputs in host memory until their backward; ``None``: when the
+                model checkpoints activations (Hugging Face's ``is_gradient_checkpointing``) and runs on an
+                accelerator.
         """
         self.layers = dict(gated_layers(model))
         self.threshold = threshold
-        self.shares: dict[str, GradientShare] = {}
+        if offload_inputs is None:
+            offload_inputs = bool(getattr(model, "is_gradient_checkpointing", False))
+        self.offload_inputs = offload_inputs
+        self._measured: dict[str, Tensor] = {}  # name: (4,) float64 on the device, read at `finish`
         self._inputs: dict[str, tuple[Tensor, dict[str, Tensor], tuple[bool, torch.dtype]]] = {}
         self._hooked: set[str] = set()
         self._token_mask: Tensor | None = None
@@ -141,7 +152,8 @@ class GradientMaskingProbe:
             token_mask: (B, T), nonzero on real tokens (``attention_mask``); ``None`` counts every token.
         """
         self.stop()
-        self.shares, self._inputs, self._hooked, self._token_mask = {}, {}, set(), token_mask
+        self._inputs, self._hooked, self._token_mask = {}, set(), token_mask
+        self._measured = {}
         for name, layer in self.layers.items():
             self._handles.append(layer.register_forward_pre_hook(self._keep_input(name)))
             self._handles.append(layer.register_forward_hook(self._watch_output(name)))
@@ -154,7 +166,13 @@ class GradientMaskingProbe:
     def finish(self) -> dict[str, GradientShare]:
         """Remove the hooks, drop what was kept, and return the shares measured during the backward."""
         self.stop()
-        shares, self.shares = self.shares, {}
+        names = list(self._measured)
+        values = torch.stack([self._measured[name].cpu() for name in names]).tolist() if names else []
+        shares = {
+            name: GradientShare(math.sqrt(total), math.sqrt(low), int(low_tokens), int(real_tokens))
+            for name, (total, low, low_tokens, real_tokens) in zip(names, values, strict=True)
+        }
+        self._measured = {}
         self._inputs, self._hooked, self._token_mask = {}, set(), None
         return shares
 
@@ -165,13 +183,16 @@ class GradientMaskingProbe:
             x = args[0]
             device = x.device.type
             autocast = (torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))
-            self._inputs[name] = (x.detach(), _rng_state(x.device), autocast)  # x: (B, T, d_in)
+            kept = x.detach()  # (B, T, d_in)
+            if self.offload_inputs and kept.device.type != "cpu":
+                kept = kept.to("cpu")  # checkpointing would have freed it: not on the accelerator
+            self._inputs[name] = (kept, _rng_state(x.device), autocast)
 
         return hook
 
     def _watch_output(self, name: str):
         def measure(gradient: Tensor) -> None:
-            self.shares[name] = self._measure(name, gradient.detach())
+            self._measured[name] = self._measure(name, gradient.detach())
 
         def hook(module: nn.Module, args: tuple[Tensor, ...], output: Tensor) -> None:
             if name not in self._hooked and output.requires_grad:
@@ -180,10 +201,12 @@ class GradientMaskingProbe:
 
         return hook
 
-    def _measure(self, name: str, upstream: Tensor) -> GradientShare:
-        """Recompute layer ``name`` alone from its kept input and split its gradient by gate; ``upstream`` (B, T, d_out)."""
+    def _measure(self, name: str, upstream: Tensor) -> Tensor:
+        """Recompute layer ``name`` alone from its kept input and split its gradient by gate; ``upstream``
+        (B, T, d_out). Returns (4,) float64 on the device: ``||G||^2``, ``||G_low||^2``, low and real tokens."""
         layer = self.layers[name]
         x, rng, (autocast_enabled, autocast_dtype) = self._inputs.pop(name)
+        x = x.to(upstream.device)  # (B, T, d_in), back from host memory when it was offloaded
         parameters = method_parameters(layer)
         real = torch.ones(x.shape[:-1], dtype=torch.bool, device=x.device)  # (B, T)
         if self._token_mask is not None:
@@ -202,9 +225,5 @@ class GradientMaskingProbe:
             total = torch.autograd.grad(output, parameters, upstream, retain_graph=True, allow_unused=True)
             restricted = upstream * low.unsqueeze(-1).to(upstream.dtype)  # (B, T, d_out)
             low_part = torch.autograd.grad(output, parameters, restricted, allow_unused=True)
-        return GradientShare(
-            grad_norm=math.sqrt(_squared_norm(total)),
-            low_gate_grad_norm=math.sqrt(_squared_norm(low_part)),
-            low_gate_tokens=int(low.sum()),
-            real_tokens=int(real.sum()),
-        )
+        counts = torch.stack([low.sum(), real.sum()]).to(torch.float64)  # (2,)
+        return torch.cat([torch.stack([_squared_norm(total), _squared_norm(low_part)]).to(x.device), counts])
