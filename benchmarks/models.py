@@ -26,6 +26,18 @@ PRESETS: dict[str, dict] = {
         rms_norm_eps=1e-5,
         tie_word_embeddings=True,
     ),
+    # A few-thousand-parameter Llama for dry runs of the GPU check on a CPU (benchmarks/gpu_check.sh --dry).
+    "tiny": dict(
+        vocab_size=512,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=True,
+    ),
     # meta-llama/Llama-3.2-1B (rope scaling left out: it does not change the cost of a step).
     "llama-3.2-1b": dict(
         vocab_size=128256,

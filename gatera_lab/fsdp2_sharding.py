@@ -60,7 +60,9 @@ def shard_model(model: nn.Module, mesh: DeviceMesh) -> nn.Module:
     for layer in layers:
         fully_shard(layer, mesh=dp_mesh)
     fully_shard(model, mesh=dp_mesh)
-    rank_zero_info(f"sharded with FSDP2: {len(layers)} decoder layers and the root over {dp_mesh.size()} processes")
+    rank_zero_info(
+        f"sharded with FSDP2: {len(layers)} decoder layers and the root over {dp_mesh.size()} processes"
+    )
     return model
 
 

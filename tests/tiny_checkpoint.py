@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import json
-import string
 from pathlib import Path
 
-from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
+from benchmarks.gpu_check_inputs import char_tokenizer
 from tests.conftest import make_tiny_llama
-
-SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>"]
 
 
 def make_char_tokenizer() -> PreTrainedTokenizerFast:
     """One token per printable ASCII character; ids fit the tiny Llama's vocabulary of 128."""
-    vocab = {token: index for index, token in enumerate(SPECIAL_TOKENS + list(string.printable))}
-    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>"
-    )
+    return char_tokenizer()
 
 
 def write_tiny_model_dir(path: Path, seed: int = 0) -> Path:
