@@ -29,7 +29,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from gatera_lab.errors import ConfigError, GateraError
+from gatera_lab.command_entry import run_command
+from gatera_lab.errors import ConfigError
 from gatera_lab.experiments.plan import Plan, PlannedRun, build_plan, run_status
 from gatera_lab.experiments.records import load_records
 from gatera_lab.experiments.run_claims import claim_run, claimed_by_others, take_slot
@@ -231,9 +232,4 @@ def run_sweep(args: argparse.Namespace, argv: list[str], wait: Callable[[float],
 
 def main(argv: list[str], wait: Callable[[float], None] = time.sleep) -> int:
     """Entry point of ``gatera-lab sweep``; returns the exit status (2 on a bad option or sweep file)."""
-    args = build_parser().parse_args(argv)
-    try:
-        return run_sweep(args, argv, wait)
-    except GateraError as error:
-        print(f"gatera-lab sweep: error: {error}", file=sys.stderr)
-        return 2
+    return run_command("sweep", build_parser(), lambda args: run_sweep(args, argv, wait), argv)

@@ -23,6 +23,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from gatera_lab.atomic_write import write_text_atomic
+from gatera_lab.command_entry import run_command
 from gatera_lab.diagnostics.plotting import save_png
 from gatera_lab.errors import ConfigError, GateraError
 from gatera_lab.experiments.claims import Comparison
@@ -210,9 +211,4 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--records", default="results/study/records", help="the records folder")
     parser.add_argument("--out", default="docs/results.md", help="the Markdown page to write")
     parser.add_argument("--sweep", default=None, help="the sweep file (default: the records' own)")
-    try:
-        run_report(parser.parse_args(argv), argv)
-    except GateraError as error:
-        print(f"gatera-lab report: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command("report", parser, lambda args: run_report(args, argv), argv)
