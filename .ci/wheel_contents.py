@@ -1,9 +1,11 @@
 """Check a built wheel ships exactly the package: ``python .ci/wheel_contents.py WHEEL REPO_ROOT``.
 
-The wheel must hold, besides its ``gatera_lab-<version>.dist-info/``, only files under ``gatera_lab/``; the
-shipped configs (``configs/*.yaml`` and ``configs/sweeps/*.yaml``), methods (``methods/*.py``) and
-datamodules (``datamodules/*.py``) of the repository, each at its installed place; no ``tests`` or
-``benchmarks`` folder; no symbolic link. Exits 1 naming every problem.
+The wheel must hold, besides its ``gatera_lab-<version>.dist-info/``, only files under ``gatera_lab/``;
+every module of the repository's ``gatera_lab/`` folder and its subpackages (a subpackage missing from
+``[tool.setuptools] packages`` would not ship); the shipped configs (``configs/*.yaml`` and
+``configs/sweeps/*.yaml``), methods (``methods/*.py``) and datamodules (``datamodules/*.py``) of the
+repository, each at its installed place; no ``tests`` or ``benchmarks`` folder; no symbolic link. Exits 1
+naming every problem.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ def problems(wheel: Path, root: Path) -> list[str]:
             found.append(f"{info.filename}: a {'/'.join(FORBIDDEN_FOLDERS)} file")
         if stat.S_ISLNK(info.external_attr >> 16):
             found.append(f"{info.filename}: a symbolic link")
+    package = {path.relative_to(root).as_posix() for path in root.glob("gatera_lab/**/*.py")}
+    found += [f"{name}: missing (a module of gatera_lab/)" for name in sorted(package - names)]
     for pattern, folder in SHIPPED.items():
         expected = {f"{folder}/{path.name}" for path in root.glob(pattern)}
         suffix = Path(pattern).suffix

@@ -29,9 +29,9 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import memory  # noqa: E402
 from gatera_lab.datamodules import CommonsenseDataModule  # noqa: E402
 from gatera_lab.evaluation.choice_scoring import score_candidates  # noqa: E402
-from gatera_lab.host_memory import bound_library_caches  # noqa: E402
-from gatera_lab.model_loading import load_causal_lm  # noqa: E402
+from gatera_lab.models.model_loading import load_causal_lm  # noqa: E402
 from gatera_lab.registry import build_method  # noqa: E402
+from gatera_lab.training.host_memory import bound_library_caches  # noqa: E402
 
 
 def old_scorer(revision: str, folder: Path):

@@ -51,7 +51,7 @@ from gatera_lab.diagnostics import (  # noqa: E402
     GradientMaskingMonitor,
     PrefillDecodeMonitor,
 )
-from gatera_lab.module import GateraModule  # noqa: E402
+from gatera_lab.training.module import GateraModule  # noqa: E402
 
 NEVER = 10**9  # a cadence that diagnoses step 0 only (a warm-up step)
 DEFAULT_EVERY = {"entropy": 50, "statistics": 50, "prefill_decode": 50, "gradient_masking": 200, "probe": 500}

@@ -52,7 +52,7 @@ class FirstStepMarker(L.Callback):
 
 
 def default_cache() -> Path:
-    from gatera_lab.local_cache import CACHE_ENV, DEFAULT_CACHE
+    from gatera_lab.models.local_cache import CACHE_ENV, DEFAULT_CACHE
 
     return Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE).expanduser()
 

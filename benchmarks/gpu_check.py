@@ -30,11 +30,11 @@ if __package__ in (None, ""):
 
 from benchmarks import gpu_check_inputs, memory, models  # noqa: E402
 from gatera_lab import build_method  # noqa: E402
-from gatera_lab.adapter_method import adapter_layers, adapter_parameters  # noqa: E402
-from gatera_lab.causal_lm_loss import causal_lm_loss  # noqa: E402
+from gatera_lab.adapters.adapter_method import adapter_layers, adapter_parameters  # noqa: E402
 from gatera_lab.cli import main as cli_main  # noqa: E402
-from gatera_lab.module import GateraModule  # noqa: E402
 from gatera_lab.registry import available_methods  # noqa: E402
+from gatera_lab.training.causal_lm_loss import causal_lm_loss  # noqa: E402
+from gatera_lab.training.module import GateraModule  # noqa: E402
 
 FIT_METHODS = ("lora", "dora", "hira", "lora_gate", "dora_gate", "hira_gate")
 

@@ -3,9 +3,9 @@
 The same ``--rows`` synthetic rows (a question of 40-80 words, ``--choices`` answers of 3-8 words each) are
 scored two ways on one model:
 
-- ``lm-eval``: ``AdaptedModelLM.loglikelihood`` (`gatera_lab.lm_eval_bridge`) on the ``rows x choices``
-  requests ``(question, " " + answer)`` that an lm-eval multiple-choice task sends: every request runs
-  its whole context and continuation, ``rows x choices`` sequences of full length;
+- ``lm-eval``: ``AdaptedModelLM.loglikelihood`` (`gatera_lab.evaluation.lm_eval_bridge`) on the
+  ``rows x choices`` requests ``(question, " " + answer)`` that an lm-eval multiple-choice task sends: every
+  request runs its whole context and continuation, ``rows x choices`` sequences of full length;
 - ``choice scoring``: `gatera_lab.evaluation.evaluate_items` on `tokenize_choice_item` items of the same
   rows: each question runs once and its key/value cache is shared by its choices, so only the choice
   tokens run once per choice.
@@ -36,8 +36,8 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable f
 from benchmarks.timing import paired_ratio, round_robin  # noqa: E402
 from gatera_lab.evaluation import evaluate_items  # noqa: E402
 from gatera_lab.evaluation.choice_text_items import tokenize_choice_item  # noqa: E402
-from gatera_lab.lm_eval_bridge import AdaptedModelLM  # noqa: E402
-from gatera_lab.model_loading import load_causal_lm, load_tokenizer  # noqa: E402
+from gatera_lab.evaluation.lm_eval_bridge import AdaptedModelLM  # noqa: E402
+from gatera_lab.models.model_loading import load_causal_lm, load_tokenizer  # noqa: E402
 
 WORD_LIST = (
     "the a water stone bird tree river cold warm light heavy small large open close fast slow person child "

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gatera_lab.atomic_write import write_text_atomic
+from gatera_lab.io.atomic_write import write_text_atomic
 
 # (numerator, denominator, the ratio of median step times it should not exceed)
 TIME_TARGETS = (
@@ -26,7 +26,7 @@ def mib(value: float | None) -> str:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically and durably (`gatera_lab.atomic_write.write_text_atomic`)."""
+    """Write ``text`` to ``path`` atomically and durably (`gatera_lab.io.atomic_write.write_text_atomic`)."""
     write_text_atomic(path, text)
 
 

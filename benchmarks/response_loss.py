@@ -2,8 +2,8 @@
 
 With the answer-text format a batch holds hundreds of prompt tokens per row and a handful of answer tokens,
 but the plain loss (``F.cross_entropy`` over all B (T-1) positions with ``ignore_index``) runs a float32
-log-softmax, and its backward, over every position's full vocabulary. `gatera_lab.causal_lm_loss` runs it
-on the selected positions only. This times a training step (forward, loss, backward) of a method on a
+log-softmax, and its backward, over every position's full vocabulary. `gatera_lab.training.causal_lm_loss`
+runs it on the selected positions only. This times a training step (forward, loss, backward) of a method on a
 randomly initialised model of a real size both ways (rounds alternate, one warm-up), measures each step's
 peak memory in separate untimed steps, checks that the loss and every adapter gradient are bitwise equal,
 and prints the ratios (above 1: the selected-position loss is faster / smaller).
@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import memory, models  # noqa: E402
 from benchmarks.timing import median, paired_ratio, round_robin  # noqa: E402
-from gatera_lab.causal_lm_loss import causal_lm_loss  # noqa: E402
 from gatera_lab.registry import build_method  # noqa: E402
+from gatera_lab.training.causal_lm_loss import causal_lm_loss  # noqa: E402
 
 
 def all_positions_loss(logits: Tensor, input_ids: Tensor, response_mask: Tensor) -> Tensor:

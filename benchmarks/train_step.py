@@ -37,7 +37,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable f
 from benchmarks import contenders as contenders_lib  # noqa: E402
 from benchmarks import memory, models, report, timing  # noqa: E402
 from gatera_lab import adapter_layers  # noqa: E402
-from gatera_lab.gate_skip import count_skipped_tokens, gate_skip_threshold  # noqa: E402
+from gatera_lab.adapters.gate_skip import count_skipped_tokens, gate_skip_threshold  # noqa: E402
 
 DEFAULT_TARGETS = "q_proj,k_proj,v_proj,up_proj,down_proj"
 

@@ -29,12 +29,12 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gatera_lab.causal_lm_loss import causal_lm_loss  # noqa: E402
+from gatera_lab.adapters.token_gate import capture_gate_logits, masked_gate_entropy  # noqa: E402
 from gatera_lab.datamodules import CommonsenseDataModule  # noqa: E402
-from gatera_lab.host_memory import bound_library_caches  # noqa: E402
-from gatera_lab.model_loading import load_causal_lm  # noqa: E402
-from gatera_lab.module import GateraModule  # noqa: E402
-from gatera_lab.token_gate import capture_gate_logits, masked_gate_entropy  # noqa: E402
+from gatera_lab.models.model_loading import load_causal_lm  # noqa: E402
+from gatera_lab.training.causal_lm_loss import causal_lm_loss  # noqa: E402
+from gatera_lab.training.host_memory import bound_library_caches  # noqa: E402
+from gatera_lab.training.module import GateraModule  # noqa: E402
 
 
 def old_loss(module: GateraModule, batch: dict[str, torch.Tensor]) -> torch.Tensor:

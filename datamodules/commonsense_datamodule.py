@@ -131,7 +131,7 @@ class CommonsenseDataModule(TrainLoaderState, L.LightningDataModule):
         self.truncation: dict[str, TruncationReport] = {}  # per split, after setup("fit")
 
     def setup(self, stage: str | None = None) -> None:
-        from gatera_lab.model_loading import load_tokenizer
+        from gatera_lab.models.model_loading import load_tokenizer
 
         if self.tokenizer is None:
             self.tokenizer = load_tokenizer(self.tokenizer_name, cache_dir=self.cache_dir)

@@ -18,7 +18,7 @@ from gatera_lab.datamodules.choice_text_format import LENGTH_NORMALISED_TASKS, R
 from gatera_lab.datamodules.commonsense_tasks import TASK_NAMES, TASKS, CommonsenseExample, DataFormatError
 from gatera_lab.evaluation.choice_items import EvalItem, labels_from_instruction, tokenize_eval_item
 from gatera_lab.evaluation.choice_text_items import tokenize_choice_item
-from gatera_lab.prompt_format import render_prompt
+from gatera_lab.evaluation.prompt_format import render_prompt
 
 ANSWER_LABEL_SET = tuple(f"answer{index}" for index in range(1, 6))  # SIQA, ARC, OBQA (LLM-Adapters regex)
 

@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 from gatera_lab.errors import ConfigError
 from gatera_lab.evaluation.commonsense_task_names import COMMONSENSE_COLUMNS, COMMONSENSE_TASK_NAMES
-from gatera_lab.prompt_format import RESPONSE_PREFIX
+from gatera_lab.evaluation.prompt_format import RESPONSE_PREFIX
 
 Source = Literal["olmo", "llm_adapters"]
 Split = Literal["train", "test"]

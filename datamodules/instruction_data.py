@@ -1,10 +1,10 @@
 """Instruction records in the LLM-Adapters format, tokenised with a prompt/response mask.
 
 A record is ``{"instruction", "input", "output", "answer"}``, its prompt the Alpaca template of
-`gatera_lab.prompt_format`, or ``{"prompt", "output"}`` with the prompt's text as it is (the choice-text
-format, `gatera_lab.datamodules.choice_text_format`). The model sees ``prompt + output + eos`` (no ``eos``
-when the record says ``"append_eos": false``); ``response_mask`` marks the response tokens: the loss on
-response tokens only and the prefill/decode gate diagnostics both use it.
+`gatera_lab.evaluation.prompt_format`, or ``{"prompt", "output"}`` with the prompt's text as it is (the
+choice-text format, `gatera_lab.datamodules.choice_text_format`). The model sees ``prompt + output + eos`` (no
+``eos`` when the record says ``"append_eos": false``); ``response_mask`` marks the response tokens: the loss
+on response tokens only and the prefill/decode gate diagnostics both use it.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from transformers import PreTrainedTokenizerBase
 
 from gatera_lab.datamodules.json_text_file import read_json_file
 from gatera_lab.errors import ConfigError
-from gatera_lab.prompt_format import render_prompt
+from gatera_lab.evaluation.prompt_format import render_prompt
 
 REQUIRED_FIELDS = ("instruction", "output")
 

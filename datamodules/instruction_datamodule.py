@@ -108,7 +108,7 @@ class InstructionDataModule(TrainLoaderState, L.LightningDataModule):
         self.truncation: dict[str, TruncationReport] = {}  # per split, after setup
 
     def setup(self, stage: str | None = None) -> None:
-        from gatera_lab.model_loading import load_tokenizer
+        from gatera_lab.models.model_loading import load_tokenizer
 
         if self.tokenizer is None:
             self.tokenizer = load_tokenizer(self.tokenizer_name)

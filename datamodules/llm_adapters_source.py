@@ -12,7 +12,7 @@ it is unchanged) and fetched again if it differs. Eleven files are pinned by SHA
 copies in the project's shared data folder, which are byte-identical to the repository's blobs at that
 commit; the six files too large for the snapshot at hand (HellaSwag's test and train sets, the PIQA, SIQA
 and WinoGrande train sets, ``commonsense_170k.json``) are pinned by their git blob ids at that commit,
-which fix their bytes as well (see `gatera_lab.file_hashes`). Another ``base_url`` (a fork, a test server)
+which fix their bytes as well (see `gatera_lab.io.file_hashes`). Another ``base_url`` (a fork, a test server)
 serves other bytes, so its files are checked only against the ``pins`` given to `fetch_file`.
 
 Each record's instruction is parsed back into a `CommonsenseExample` and rendered again; a row whose
@@ -30,11 +30,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from gatera_lab.atomic_write import atomic_path
 from gatera_lab.datamodules.commonsense_examples import TASKS, CommonsenseExample, DataFormatError, TaskSpec
 from gatera_lab.datamodules.instruction_data import read_instruction_file
 from gatera_lab.errors import ConfigError
-from gatera_lab.local_cache import DownloadError, cache_root, discard_unverified, require_pin
+from gatera_lab.io.atomic_write import atomic_path
+from gatera_lab.models.local_cache import DownloadError, cache_root, discard_unverified, require_pin
 
 LLM_ADAPTERS_COMMIT = "816657208af4db747803f87ba40a4c71383fed7a"  # main on 2024-03-10
 LLM_ADAPTERS_RAW_URL = f"https://raw.githubusercontent.com/AGI-Edgerunners/LLM-Adapters/{LLM_ADAPTERS_COMMIT}"
@@ -100,7 +100,7 @@ def fetch_file(
 
     Args:
         relative_path: the file's path in the repository, e.g. ``dataset/boolq/test.json``.
-        cache_dir: the cache root (default: `gatera_lab.local_cache.cache_root`).
+        cache_dir: the cache root (default: `gatera_lab.models.local_cache.cache_root`).
         base_url: where the repository's files are served.
         timeout_s: network timeout of the download.
         pins: ``{relative_path: pin}`` to check the file against; default `PINNED_FILES` for the pinned

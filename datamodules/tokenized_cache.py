@@ -18,7 +18,7 @@ bytes. A file whose key or version differs, whose digest does not match, or that
 corrupt) is rebuilt and replaced; a cache that cannot be written only costs the next start the same build.
 
 Writers are safe to run side by side (two sweep workers): the file appears in one atomic rename of a
-finished temporary file (`gatera_lab.atomic_write.atomic_path`), and a lock (``<name>.lock``, `filelock`)
+finished temporary file (`gatera_lab.io.atomic_write.atomic_path`), and a lock (``<name>.lock``, `filelock`)
 lets one worker build while the other waits and then reads its file.
 
 Loading 148k examples of about 100 tokens (15M tokens, a 63 MB file) took 2.4-2.9 s on a busy shared 2-core
@@ -48,9 +48,9 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 from transformers import PreTrainedTokenizerBase
 
-from gatera_lab.atomic_write import atomic_path, make_dirs
 from gatera_lab.datamodules.instruction_data import TokenizedExample
-from gatera_lab.local_cache import cache_root
+from gatera_lab.io.atomic_write import atomic_path, make_dirs
+from gatera_lab.models.local_cache import cache_root
 
 FORMAT_VERSION = 1  # of the file layout; bump it when the layout or the meaning of a field changes
 CACHE_FOLDER = "tokenized"
@@ -72,8 +72,8 @@ def cached_examples(
         key: a JSON-serialisable dict of everything that decides ``build()``'s result (its file name is the
             SHA-256 of its canonical JSON, and the file stores it to check on reading).
         build: makes the examples on a cache miss (e.g. builds the mixture and tokenises it).
-        cache_dir: the cache root (see `gatera_lab.local_cache.cache_root`); None: ``GATERA_LAB_CACHE`` or
-            ``~/.cache/gatera-lab``.
+        cache_dir: the cache root (see `gatera_lab.models.local_cache.cache_root`); None:
+            ``GATERA_LAB_CACHE`` or ``~/.cache/gatera-lab``.
         label: names the data in the line printed to stderr (e.g. ``"training"``).
         rows: the number of rows ``build`` will tokenise, when known beforehand: the "tokenizing" line is then
             printed before the build starts; otherwise after it, with the count of examples built.

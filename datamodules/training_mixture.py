@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gatera_lab.atomic_write import write_json_atomic
 from gatera_lab.datamodules.choice_text_format import RecordFormat, example_record
 from gatera_lab.datamodules.commonsense_tasks import (
     TASK_NAMES,
@@ -29,6 +28,7 @@ from gatera_lab.datamodules.commonsense_tasks import (
     resolve_task,
 )
 from gatera_lab.errors import ConfigError
+from gatera_lab.io.atomic_write import write_json_atomic
 
 ARC_OPENBOOKQA = "arc_openbookqa"  # the template group of ARC-e, ARC-c and OBQA in commonsense_170k.json
 

@@ -1,7 +1,7 @@
 """gatera-lab: token-aware parameter-efficient fine-tuning of causal language models."""
 
-from gatera_lab.adapter_linear import AdapterLinear
-from gatera_lab.adapter_method import (
+from gatera_lab.adapters.adapter_linear import AdapterLinear
+from gatera_lab.adapters.adapter_method import (
     AdapterMethod,
     AdapterSummary,
     adapter_layers,
@@ -9,6 +9,7 @@ from gatera_lab.adapter_method import (
     adapter_state_dict,
     set_adapters_enabled,
 )
+from gatera_lab.adapters.token_gate import TokenGate, masked_gate_entropy
 from gatera_lab.errors import (
     CheckpointMismatchError,
     ConfigError,
@@ -23,7 +24,6 @@ from gatera_lab.registry import (
     register_method,
     registry_entries,
 )
-from gatera_lab.token_gate import TokenGate, masked_gate_entropy
 
 __all__ = [
     "AdapterLinear",

@@ -7,7 +7,8 @@ configuration is saved beside every run's logs. Lightning's ``predict`` is not o
 subcommand (`print_help`). Extra subcommands:
 
 - ``gatera-lab methods``: the registered adapter methods, one line each;
-- ``gatera-lab configs``: the shipped configs; ``--config NAME`` runs one by name (`gatera_lab.shipped_configs`);
+- ``gatera-lab configs``: the shipped configs; ``--config NAME`` runs one by name
+  (`gatera_lab.commands.shipped_configs`);
 - ``gatera-lab export``: write a trained adapter in the Hugging Face PEFT format (or the project's gated format);
 - ``gatera-lab gates``: render a checkpoint's gate values for a prompt as a heatmap;
 - ``gatera-lab sweep`` / ``report``: the study harness (`gatera_lab.experiments`);
@@ -26,15 +27,15 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from gatera_lab.checkpoint_file import load_checkpoint_file
-from gatera_lab.config_file_check import check_config_files
-from gatera_lab.console import RunSummary, quiet_known_warnings
-from gatera_lab.durable_checkpoint_io import use_durable_checkpoints
+from gatera_lab.commands.config_file_check import check_config_files
+from gatera_lab.commands.console import RunSummary, quiet_known_warnings
+from gatera_lab.commands.shipped_configs import list_configs, resolve_config_arguments
 from gatera_lab.errors import ConfigError, GateraError
-from gatera_lab.host_memory import bound_library_caches
-from gatera_lab.module import GateraModule
+from gatera_lab.io.checkpoint_file import load_checkpoint_file
+from gatera_lab.io.durable_checkpoint_io import use_durable_checkpoints
 from gatera_lab.registry import registry_entries
-from gatera_lab.shipped_configs import list_configs, resolve_config_arguments
+from gatera_lab.training.host_memory import bound_library_caches
+from gatera_lab.training.module import GateraModule
 
 LIGHTNING_CHECKPOINT_NAMES = ("last", "best", "hpc")
 
@@ -58,7 +59,7 @@ class GateraCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
         """As LightningCLI's, with checkpoints written atomically and fsynced (`DurableCheckpointIO`) and a
-        run header and closing line on the console (`gatera_lab.console.RunSummary`)."""
+        run header and closing line on the console (`gatera_lab.commands.console.RunSummary`)."""
         trainer = super().instantiate_trainer(**kwargs)
         use_durable_checkpoints(trainer)
         trainer.callbacks.append(RunSummary())
@@ -113,13 +114,13 @@ def _lazy(module_path: str) -> Callable[[list[str]], int]:
 EXTRA_COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "methods": list_methods,
     "configs": list_configs,
-    "export": _lazy("gatera_lab.export_command"),
-    "gates": _lazy("gatera_lab.gates_command"),
+    "export": _lazy("gatera_lab.commands.export_command"),
+    "gates": _lazy("gatera_lab.commands.gates_command"),
     "sweep": _lazy("gatera_lab.experiments.command"),
     "report": _lazy("gatera_lab.experiments.report_command"),
-    "generate": _lazy("gatera_lab.generate_command"),
-    "eval": _lazy("gatera_lab.eval_command"),
-    "compare": _lazy("gatera_lab.compare_command"),
+    "generate": _lazy("gatera_lab.commands.generate_command"),
+    "eval": _lazy("gatera_lab.commands.eval_command"),
+    "compare": _lazy("gatera_lab.commands.compare_command"),
 }
 
 SUBCOMMAND_HELP: dict[str, str] = {

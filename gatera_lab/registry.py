@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from gatera_lab.errors import ConfigError, UnknownMethodError
 
 if TYPE_CHECKING:
-    from gatera_lab.adapter_method import AdapterMethod
+    from gatera_lab.adapters.adapter_method import AdapterMethod
 
 MethodClass = TypeVar("MethodClass", bound=type)
 

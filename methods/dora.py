@@ -4,7 +4,7 @@
 
 The norm ``n = ||V||_c`` is detached (section 4.3). The update reuses the base output ``W0 x`` instead of
 a second dense GEMM: ``DeltaW(x) = (m/n - 1) W0 x + (m/n) s B A x``; with dropout the low-rank term sees
-``dropout(x)``. Fast paths: `gatera_lab.dora_fused_ops`.
+``dropout(x)``. Fast paths: `gatera_lab.adapters.dora_fused_ops`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gatera_lab.adapter_linear import AdapterLinear
-from gatera_lab.adapter_method import AdapterMethod
-from gatera_lab.dora_fused_ops import at_least_float32, dora_direction_norm, dora_gated_linear
+from gatera_lab.adapters.adapter_linear import AdapterLinear
+from gatera_lab.adapters.adapter_method import AdapterMethod
+from gatera_lab.adapters.dora_fused_ops import at_least_float32, dora_direction_norm, dora_gated_linear
 from gatera_lab.methods.lora import add_low_rank, low_rank_factors
 from gatera_lab.registry import register_method
 

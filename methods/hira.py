@@ -3,7 +3,7 @@
     DeltaW = W0 ⊙ (B A),   A (r, d_in) Kaiming-uniform,  B (d_out, r) zeros,  no scaling factor.
 
 ``W0 ⊙ BA`` can have full rank although ``BA`` has rank r. Mergeable: ``W = W0 ⊙ (1 + B A)``. Fast paths
-(`gatera_lab.hira_fused_ops`): ungated without dropout, one fused weight ``W0 ⊙ (1 + BA)``; otherwise
+(`gatera_lab.adapters.hira_fused_ops`): ungated without dropout, one fused weight ``W0 ⊙ (1 + BA)``; otherwise
 ``W0 x + b`` plus one GEMM accumulating ``(g ⊙ x_d) (W0 ⊙ BA)^T`` into it.
 """
 
@@ -12,9 +12,9 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gatera_lab.adapter_linear import AdapterLinear
-from gatera_lab.adapter_method import AdapterMethod
-from gatera_lab.hira_fused_ops import hadamard_fused_linear, hadamard_gated_linear
+from gatera_lab.adapters.adapter_linear import AdapterLinear
+from gatera_lab.adapters.adapter_method import AdapterMethod
+from gatera_lab.adapters.hira_fused_ops import hadamard_fused_linear, hadamard_gated_linear
 from gatera_lab.methods.lora import low_rank_factors
 from gatera_lab.registry import register_method
 

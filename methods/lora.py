@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gatera_lab.adapter_linear import AdapterLinear
-from gatera_lab.adapter_method import AdapterMethod
+from gatera_lab.adapters.adapter_linear import AdapterLinear
+from gatera_lab.adapters.adapter_method import AdapterMethod
 from gatera_lab.registry import register_method
 
 

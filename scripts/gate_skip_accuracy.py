@@ -1,9 +1,9 @@
 """Accuracy, time and skipped fraction of a trained gated checkpoint with gate skipping at a few thresholds.
 
 With ``gate_skip_threshold = tau`` every (layer, token) pair whose gate is below ``tau`` gets exactly the
-base layer's output (`gatera_lab/gate_skip.py`). This script evaluates the same rows once per threshold
-(log-likelihood protocol on the labels or, with ``--format choice_text``, the choices' texts; the first
-``--limit`` rows of each test set or a seeded ``--sample``) and prints, per threshold, the
+base layer's output (`gatera_lab/adapters/gate_skip.py`). This script evaluates the same rows once per
+threshold (log-likelihood protocol on the labels or, with ``--format choice_text``, the choices' texts; the
+first ``--limit`` rows of each test set or a seeded ``--sample``) and prints, per threshold, the
 average accuracy, its change against no skipping, the fraction of (layer, token) pairs skipped, and the time.
 
     python scripts/gate_skip_accuracy.py --ckpt results/runs/<run>/test/adapter.ckpt --limit 50 \\
@@ -18,13 +18,13 @@ from pathlib import Path
 
 import torch
 
+from gatera_lab.adapters.gate_skip import evaluate_gate_skip
 from gatera_lab.datamodules.commonsense_eval_items import eval_items_from_examples
 from gatera_lab.datamodules.commonsense_tasks import TASK_NAMES
 from gatera_lab.datamodules.test_rows import add_row_options, load_test_rows
 from gatera_lab.evaluation import evaluate_items
 from gatera_lab.evaluation.results_table import write_results_json
 from gatera_lab.export.checkpoint_adapter import load_for_inference
-from gatera_lab.gate_skip import evaluate_gate_skip
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

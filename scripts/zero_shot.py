@@ -16,14 +16,14 @@ from pathlib import Path
 
 import torch
 
-from gatera_lab.atomic_write import write_jsonl_atomic
 from gatera_lab.datamodules.commonsense_eval_items import eval_items_from_examples
 from gatera_lab.datamodules.commonsense_tasks import TASK_NAMES, resolve_task
 from gatera_lab.datamodules.test_rows import add_row_options, load_test_rows
 from gatera_lab.evaluation import COMMONSENSE_COLUMNS, evaluate_items, render_table
 from gatera_lab.evaluation.results_table import write_results_csv, write_results_json
 from gatera_lab.evaluation.row_outcomes import metric_accuracies, row_outcomes
-from gatera_lab.model_loading import DEFAULT_MODEL, load_causal_lm, load_tokenizer, provenance
+from gatera_lab.io.atomic_write import write_jsonl_atomic
+from gatera_lab.models.model_loading import DEFAULT_MODEL, load_causal_lm, load_tokenizer, provenance
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -62,7 +62,7 @@ class StallingFile:
 
 def arm(kill_point: str, work: Path) -> None:
     """Make the next write stall at ``kill_point``."""
-    import gatera_lab.atomic_write as atomic_write
+    import gatera_lab.io.atomic_write as atomic_write
 
     real_fdopen, real_replace, replace_calls = os.fdopen, os.replace, []
 
@@ -128,7 +128,7 @@ def export_pair() -> tuple[Any, Any]:
 
 def main(scenario: str, kill_point: str, work: Path) -> int:
     if scenario == "checkpoint":
-        from gatera_lab.durable_checkpoint_io import DurableCheckpointIO
+        from gatera_lab.io.durable_checkpoint_io import DurableCheckpointIO
 
         checkpoint_io, path = DurableCheckpointIO(), work / "ckpt" / "last.ckpt"
         checkpoint_io.save_checkpoint(checkpoint_payload(0), path)

@@ -25,8 +25,8 @@ from gatera_lab import (
     adapter_state_dict,
     registry_entries,
 )
+from gatera_lab.adapters.target_matching import find_target_linears
 from gatera_lab.export import export_adapter, load_adapter
-from gatera_lab.target_matching import find_target_linears
 from tests.conftest import make_tiny_llama, randomize_adapters
 from tests.user_method import OutputShift
 

@@ -1,4 +1,4 @@
-"""`gatera_lab.atomic_write`: the order of fsync and rename, permissions, failures, folder swaps."""
+"""`gatera_lab.io.atomic_write`: the order of fsync and rename, permissions, failures, folder swaps."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gatera_lab import atomic_write
-from gatera_lab.atomic_write import (
+from gatera_lab.io import atomic_write
+from gatera_lab.io.atomic_write import (
     atomic_file,
     install_dir_atomic,
     make_tempdir,

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gatera_lab.causal_lm_loss import causal_lm_loss
+from gatera_lab.training.causal_lm_loss import causal_lm_loss
 
 
 def reference_loss(logits, input_ids, attention_mask, response_mask, loss_on):

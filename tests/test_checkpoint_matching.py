@@ -7,11 +7,11 @@ import lightning as L
 import pytest
 
 from gatera_lab import CheckpointMismatchError, ConfigError, build_method
-from gatera_lab.checkpoint_metadata import check_checkpoint_matches, checkpoint_metadata
 from gatera_lab.datamodules import LLMAdaptersJSONDataModule
+from gatera_lab.export.checkpoint_metadata import check_checkpoint_matches, checkpoint_metadata
 from gatera_lab.export.saved_adapter import SavedAdapter
 from gatera_lab.methods.lora import LoRA
-from gatera_lab.module import GateraModule
+from gatera_lab.training.module import GateraModule
 
 
 class ScaledLoRA(LoRA):

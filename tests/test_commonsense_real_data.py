@@ -15,7 +15,7 @@ from gatera_lab.datamodules import olmo_source
 from gatera_lab.datamodules.commonsense_tasks import TASK_NAMES, TASKS, load_task
 from gatera_lab.datamodules.llm_adapters_source import read_task_file
 from gatera_lab.datamodules.training_mixture import build_training_mixture
-from gatera_lab.local_cache import DownloadError
+from gatera_lab.models.local_cache import DownloadError
 
 SHARED_CANDIDATES = (
     Path("/work/shared/data/commonsense"),

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from gatera_lab import local_cache
 from gatera_lab.datamodules import olmo_source
 from gatera_lab.datamodules.commonsense_tasks import TASKS, CommonsenseExample, DataFormatError, load_task
 from gatera_lab.datamodules.llm_adapters_source import (
@@ -20,8 +19,9 @@ from gatera_lab.datamodules.llm_adapters_source import (
     template_family,
 )
 from gatera_lab.errors import ConfigError
-from gatera_lab.file_hashes import file_pin
-from gatera_lab.local_cache import CACHE_ENV, DownloadError, cache_root, pip_download_wheel
+from gatera_lab.io.file_hashes import file_pin
+from gatera_lab.models import local_cache
+from gatera_lab.models.local_cache import CACHE_ENV, DownloadError, cache_root, pip_download_wheel
 
 
 def request_rows(doc_id: int, doc: dict, copies: int) -> list[str]:

@@ -7,7 +7,7 @@ import re
 import warnings
 
 from gatera_lab.cli import main
-from gatera_lab.console import KNOWN_HARMLESS, quiet_known_warnings
+from gatera_lab.commands.console import KNOWN_HARMLESS, quiet_known_warnings
 from tests.tiny_cli_args import tiny_overrides
 
 LEAF_SPEC = "`isinstance(treespec, LeafSpec)` is deprecated, use `isinstance(treespec, TreeSpec)` instead."

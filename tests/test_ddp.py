@@ -31,7 +31,7 @@ from gatera_lab.datamodules.commonsense_tasks import CommonsenseExample
 from gatera_lab.errors import ConfigError
 from gatera_lab.evaluation import TaskAccuracy
 from gatera_lab.evaluation.distributed_eval_sampler import DistributedEvalSampler
-from gatera_lab.module import GateraModule
+from gatera_lab.training.module import GateraModule
 from tests.conftest import make_tiny_llama, randomize_adapters
 from tests.gloo_group import init_gloo_group, padded_batch, shard
 

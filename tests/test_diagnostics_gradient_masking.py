@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from gatera_lab import build_method
-from gatera_lab.adapter_linear import gated_layers
+from gatera_lab.adapters.adapter_linear import gated_layers
+from gatera_lab.adapters.token_gate import capture_gate_logits
 from gatera_lab.diagnostics.gradient_masking import GradientMaskingProbe, combine, method_parameters
-from gatera_lab.token_gate import capture_gate_logits
 from tests.conftest import make_tiny_llama, randomize_adapters
 
 

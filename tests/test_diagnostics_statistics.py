@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from gatera_lab import build_method
-from gatera_lab.adapter_linear import gated_layers
+from gatera_lab.adapters.adapter_linear import gated_layers
+from gatera_lab.adapters.token_gate import forced_gate_value, masked_gate_entropy
 from gatera_lab.diagnostics.gate_capture import GateCapture
 from gatera_lab.diagnostics.gate_statistics import (
     binary_entropy,
@@ -21,7 +22,6 @@ from gatera_lab.diagnostics.gate_statistics import (
     short_name,
     summarize,
 )
-from gatera_lab.token_gate import forced_gate_value, masked_gate_entropy
 from tests.conftest import make_tiny_llama
 
 Q0, K0, Q1 = (

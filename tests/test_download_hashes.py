@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from gatera_lab import file_hashes, local_cache, model_loading
 from gatera_lab.datamodules import llm_adapters_source, olmo_source
 from gatera_lab.datamodules.commonsense_tasks import TASKS, CommonsenseExample, load_task
-from gatera_lab.file_hashes import file_pin, forget_digests, parse_pin
-from gatera_lab.local_cache import DownloadError, pip_download_wheel
-from gatera_lab.model_loading import EMBEDDED_MODELS, PROVENANCE_FILE, converted_model_dir, locate_gguf
+from gatera_lab.io import file_hashes
+from gatera_lab.io.file_hashes import file_pin, forget_digests, parse_pin
+from gatera_lab.models import local_cache, model_loading
+from gatera_lab.models.local_cache import DownloadError, pip_download_wheel
+from gatera_lab.models.model_loading import EMBEDDED_MODELS, PROVENANCE_FILE, converted_model_dir, locate_gguf
 from tests.conftest import make_tiny_llama
 
 SHARED = Path("/work/shared/data/commonsense")

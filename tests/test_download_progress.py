@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from gatera_lab import local_cache
-from gatera_lab.local_cache import DownloadError, pip_download_wheel, run_pip
-from gatera_lab.streamed_command import run_streamed
+from gatera_lab.models import local_cache
+from gatera_lab.models.local_cache import DownloadError, pip_download_wheel, run_pip
+from gatera_lab.models.streamed_subprocess import run_streamed
 
 FAKE_PIP = [
     sys.executable,

@@ -8,9 +8,9 @@ import lightning as L
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from gatera_lab import atomic_write
 from gatera_lab.cli import main
-from gatera_lab.durable_checkpoint_io import DurableCheckpointIO, use_durable_checkpoints
+from gatera_lab.io import atomic_write
+from gatera_lab.io.durable_checkpoint_io import DurableCheckpointIO, use_durable_checkpoints
 from tests.tiny_cli_args import tiny_overrides
 
 

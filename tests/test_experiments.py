@@ -253,7 +253,7 @@ def test_claims_are_data_the_claims_file_decides_the_lines(tmp_path):
 @pytest.fixture(scope="module")
 def olmo_wheel():
     from gatera_lab.datamodules import olmo_source
-    from gatera_lab.local_cache import DownloadError
+    from gatera_lab.models.local_cache import DownloadError
 
     try:
         return olmo_source.olmo_wheel()

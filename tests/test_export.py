@@ -12,10 +12,10 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from gatera_lab import CheckpointMismatchError, ConfigError, adapter_layers, adapter_state_dict, build_method
-from gatera_lab.checkpoint_metadata import checkpoint_metadata
+from gatera_lab.commands.export_command import main as export_main
 from gatera_lab.export import export_adapter, export_format, gatera_format, load_adapter, peft_format
-from gatera_lab.export_command import main as export_main
-from gatera_lab.fingerprint import base_model_fingerprint
+from gatera_lab.export.checkpoint_metadata import checkpoint_metadata
+from gatera_lab.export.fingerprint import base_model_fingerprint
 from gatera_lab.methods.lora import LoRA
 from tests.char_tokenizer import make_char_tokenizer
 from tests.conftest import TINY_LLAMA, make_tiny_llama, randomize_adapters
@@ -387,7 +387,7 @@ def test_export_command_reports_errors(base_dir, tmp_path, capsys):
 
 
 def test_export_command_reads_a_checkpoint_written_by_gatera_module(base_dir, tmp_path, token_batch):
-    from gatera_lab.module import GateraModule
+    from gatera_lab.training.module import GateraModule
 
     module = GateraModule(method=build_method("dora_gate", r=4, alpha=12), model=str(base_dir))
     module.configure_model()

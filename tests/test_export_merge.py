@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from gatera_lab import AdapterMethod, ConfigError, adapter_layers, build_method, model_loading
+from gatera_lab import AdapterMethod, ConfigError, adapter_layers, build_method
 from gatera_lab.cli import main as cli_main
 from gatera_lab.export import (
     BaseModelRecord,
@@ -31,6 +31,7 @@ from gatera_lab.export import (
 )
 from gatera_lab.export.merged_weights import merged_linear_weight
 from gatera_lab.methods.lora import low_rank_factors
+from gatera_lab.models import model_loading
 from tests.char_tokenizer import make_char_tokenizer
 from tests.conftest import make_tiny_llama, randomize_adapters
 from tests.test_export import logits, trained, write_checkpoint
@@ -255,7 +256,7 @@ def test_the_hub_id_falls_back_to_the_embedded_copy_offline(tiny_model_dir, monk
     monkeypatch.setitem(model_loading.EMBEDDED_MODELS, "tiny-embedded", embedded)
     monkeypatch.setattr(model_loading, "converted_model_dir", lambda name, cache_dir=None: tiny_model_dir)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    with caplog.at_level(logging.WARNING, logger="gatera_lab.model_loading"):
+    with caplog.at_level(logging.WARNING, logger="gatera_lab.models.model_loading"):
         model = model_loading.load_causal_lm("gatera-lab-tests/no-such-model")
         tokenizer = model_loading.load_tokenizer("gatera-lab-tests/no-such-model")
     assert model.config.hidden_size == 32 and tokenizer("ab").input_ids

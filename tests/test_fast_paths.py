@@ -20,15 +20,15 @@ import torch
 from torch import nn
 
 from gatera_lab import AdapterMethod, ConfigError, adapter_layers, set_adapters_enabled
-from gatera_lab.adapter_linear import AdapterLinear
-from gatera_lab.dora_fused_ops import dora_gated_linear
-from gatera_lab.gate_skip import (
+from gatera_lab.adapters.adapter_linear import AdapterLinear
+from gatera_lab.adapters.dora_fused_ops import dora_gated_linear
+from gatera_lab.adapters.gate_skip import (
     count_skipped_tokens,
     evaluate_gate_skip,
     gate_skip_threshold,
     set_gate_skip_threshold,
 )
-from gatera_lab.hira_fused_ops import hadamard_fused_linear, hadamard_gated_linear
+from gatera_lab.adapters.hira_fused_ops import hadamard_fused_linear, hadamard_gated_linear
 from tests.conftest import make_tiny_llama, randomize_adapters
 from tests.method_checks import MethodCase, method_cases
 

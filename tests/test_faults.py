@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from gatera_lab.atomic_write import restore_interrupted_dir
 from gatera_lab.cli import main as cli_main
-from gatera_lab.durable_checkpoint_io import DurableCheckpointIO
 from gatera_lab.experiments.records import load_records, read_record
 from gatera_lab.export import export_adapter, gatera_format, load_adapter
+from gatera_lab.io.atomic_write import restore_interrupted_dir
+from gatera_lab.io.durable_checkpoint_io import DurableCheckpointIO
 from tests.conftest import make_tiny_llama
 from tests.fault_child import RECORD_NOTE, export_pair
 

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from gatera_lab import build_method
-from gatera_lab.adapter_linear import gated_layers
+from gatera_lab.adapters.adapter_linear import gated_layers
 from gatera_lab.datamodules import LLMAdaptersJSONDataModule
 from gatera_lab.diagnostics import FinalGateProbe
 from gatera_lab.diagnostics.final_gate_probe import row_statistics
 from gatera_lab.errors import ConfigError
-from gatera_lab.module import GateraModule
+from gatera_lab.training.module import GateraModule
 
 # one gate value per module, in adapter order: L0 q k v up down, L1 q k v up down
 GATES = [0.05, 0.95, 0.5, 0.3, 0.99, 0.02, 0.6, 0.92, 0.4, 0.08]

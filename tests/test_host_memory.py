@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gatera_lab import host_memory
+from gatera_lab.training import host_memory
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gatera_lab.errors import ConfigError
-from gatera_lab.module import GateraModule
+from gatera_lab.training.module import GateraModule
 from tests.conftest import make_tiny_llama
 
 

@@ -8,11 +8,11 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from gatera_lab import CheckpointMismatchError, build_method
-from gatera_lab.causal_lm_loss import causal_lm_loss
+from gatera_lab.adapters.token_gate import capture_gate_logits, masked_gate_entropy, token_gates
 from gatera_lab.datamodules import LLMAdaptersJSONDataModule
-from gatera_lab.module import GateraModule
-from gatera_lab.optimization import adapter_parameter_groups
-from gatera_lab.token_gate import capture_gate_logits, masked_gate_entropy, token_gates
+from gatera_lab.training.causal_lm_loss import causal_lm_loss
+from gatera_lab.training.module import GateraModule
+from gatera_lab.training.optimization import adapter_parameter_groups
 
 
 def make_module(model_dir, method="hira_gate", **kwargs) -> GateraModule:

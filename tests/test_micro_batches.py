@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from gatera_lab.errors import ConfigError
-from gatera_lab.micro_batches import split_rows
-from gatera_lab.module import GateraModule
+from gatera_lab.training.micro_batches import split_rows
+from gatera_lab.training.module import GateraModule
 from tests.test_selected_logits import adapter_gradients, module_with, training_batch
 
 

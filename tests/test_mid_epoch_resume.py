@@ -13,7 +13,7 @@ from gatera_lab.datamodules import LLMAdaptersJSONDataModule
 from gatera_lab.datamodules.epoch_seeded_sampler import EpochSeededSampler
 from gatera_lab.datamodules.instruction_loaders import instruction_loader
 from gatera_lab.datamodules.resumable_loader import ResumableLoader
-from gatera_lab.module import GateraModule
+from gatera_lab.training.module import GateraModule
 
 BATCHES_PER_EPOCH = 5  # 24 records - 5 held out = 19 rows in batches of 4: the last batch holds 3
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from gatera_lab import model_loading
 from gatera_lab.errors import ConfigError
-from gatera_lab.local_cache import DownloadError
-from gatera_lab.model_loading import (
+from gatera_lab.models import model_loading
+from gatera_lab.models.local_cache import DownloadError
+from gatera_lab.models.model_loading import (
     EMBEDDED_MODELS,
     PROVENANCE_FILE,
     converted_model_dir,

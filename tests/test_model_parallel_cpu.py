@@ -1,8 +1,8 @@
 """Sharded training through Lightning's ``ModelParallelStrategy`` (FSDP2), end to end on two CPU processes.
 
 `gatera-lab fit --test_after_fit` of gated HiRA with the strategy (configs/fsdp.yaml's, at data-parallel size
-2): `GateraModule.configure_model` shards the model (`gatera_lab.fsdp2_sharding`), the gate diagnostics run
-their generation probe on the sharded model, validation and test score uneven shares of rows (5 and 4:
+2): `GateraModule.configure_model` shards the model (`gatera_lab.models.fsdp2_sharding`), the gate diagnostics
+run their generation probe on the sharded model, validation and test score uneven shares of rows (5 and 4:
 without gathered weights the process with fewer rows would leave the other waiting in a collective), and the
 adapter-only checkpoint it writes loads on one process, whose test gives the same table.
 """

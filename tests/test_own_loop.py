@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from gatera_lab.adapters.token_gate import token_gates
 from gatera_lab.export import load_adapter
-from gatera_lab.token_gate import token_gates
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "own_loop.py"
 

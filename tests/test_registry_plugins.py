@@ -20,7 +20,7 @@ from transformers import AutoModelForCausalLM
 
 import gatera_lab.methods
 from gatera_lab import ConfigError, adapter_layers, build_method, register_method, registry
-from gatera_lab.adapter_method import AdapterMethod
+from gatera_lab.adapters.adapter_method import AdapterMethod
 from gatera_lab.cli import main
 from gatera_lab.export import load_adapter
 from gatera_lab.registry import discover_methods, registry_entries

@@ -18,8 +18,8 @@ import torch
 
 from gatera_lab.datamodules import CommonsenseDataModule
 from gatera_lab.evaluation import evaluate_batch
-from gatera_lab.local_cache import DownloadError
-from gatera_lab.model_loading import load_causal_lm
+from gatera_lab.models.local_cache import DownloadError
+from gatera_lab.models.model_loading import load_causal_lm
 from gatera_lab.registry import build_method
 
 RECORDS = Path(__file__).resolve().parents[1] / "results" / "study" / "records"

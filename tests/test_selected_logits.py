@@ -1,9 +1,10 @@
 """Logits at the target positions only: the same loss and adapter gradients as the full (B, T, V) path.
 
 `GateraModule.compute_losses` asks the model for the logits at the loss positions only
-(`gatera_lab.selected_logits.logits_at`) and runs the float32 log-softmax in chunks; the reference computes
-every position's logits and `causal_lm_loss` on them. For every registered method, in float32 the loss and
-every adapter gradient agree to 1e-6 relative; in bfloat16 autocast they agree within bfloat16 rounding.
+(`gatera_lab.models.selected_logits.logits_at`) and runs the float32 log-softmax in chunks; the reference
+computes every position's logits and `causal_lm_loss` on them. For every registered method, in float32 the
+loss and every adapter gradient agree to 1e-6 relative; in bfloat16 autocast they agree within bfloat16
+rounding.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ import pytest
 import torch
 
 from gatera_lab import adapter_layers
-from gatera_lab.causal_lm_loss import causal_lm_loss, loss_targets, target_loss
-from gatera_lab.module import GateraModule
+from gatera_lab.models.selected_logits import logits_at, target_log_probs
 from gatera_lab.registry import available_methods
-from gatera_lab.selected_logits import logits_at, target_log_probs
+from gatera_lab.training.causal_lm_loss import causal_lm_loss, loss_targets, target_loss
+from gatera_lab.training.module import GateraModule
 from tests.conftest import make_tiny_llama, randomize_adapters
 
 METHODS = available_methods()

@@ -26,14 +26,14 @@ from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoi
 from torch.distributed.fsdp import FullyShardedDataParallel
 
 from gatera_lab import build_method
-from gatera_lab.adapter_method import named_adapter_parameters
+from gatera_lab.adapters.adapter_method import named_adapter_parameters
+from gatera_lab.adapters.precision_policy import precision_autocast
 from gatera_lab.errors import ConfigError
 from gatera_lab.export.checkpoint_adapter import load_checkpoint_adapter
-from gatera_lab.fingerprint import base_model_fingerprint
-from gatera_lab.module import GateraModule
-from gatera_lab.optimization import adapter_parameter_groups
-from gatera_lab.precision_policy import precision_autocast
-from gatera_lab.rank_rng_states import capture_rank_rng_states, restore_rank_rng_states
+from gatera_lab.export.fingerprint import base_model_fingerprint
+from gatera_lab.training.module import GateraModule
+from gatera_lab.training.optimization import adapter_parameter_groups
+from gatera_lab.training.rank_rng_states import capture_rank_rng_states, restore_rank_rng_states
 from tests.conftest import make_tiny_llama
 from tests.gloo_group import init_gloo_group
 

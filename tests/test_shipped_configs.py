@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from gatera_lab.cli import main
-from gatera_lab.shipped_configs import resolve_config_arguments, shipped_configs
+from gatera_lab.commands.shipped_configs import resolve_config_arguments, shipped_configs
 
 REPO = Path(__file__).parents[1]
 NAMES = [

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gatera_lab import adapter_layers, available_methods, build_method, masked_gate_entropy
-from gatera_lab.token_gate import (
+from gatera_lab.adapters.token_gate import (
     binary_entropy_from_logits,
     capture_gate_logits,
     forced_gate_value,

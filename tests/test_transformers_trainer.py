@@ -7,10 +7,10 @@ import torch
 from transformers import AutoModelForCausalLM, TrainerCallback, TrainingArguments
 
 from gatera_lab import ConfigError, adapter_layers, adapter_state_dict, build_method
+from gatera_lab.adapters.token_gate import forced_gate_value
 from gatera_lab.export import load_adapter
 from gatera_lab.integrations import GateraTrainer, NoGateLogitsError
-from gatera_lab.module import GateraModule
-from gatera_lab.token_gate import forced_gate_value
+from gatera_lab.training.module import GateraModule
 from tests.conftest import make_tiny_llama, randomize_adapters
 
 METHOD = dict(r=4, alpha=8, dropout=0.0, entropy_weight=0.3, gate_weight_init_std=0.1)

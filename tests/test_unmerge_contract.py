@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gatera_lab import adapter_layers
-from gatera_lab.adapter_linear import AdapterLinear
+from gatera_lab.adapters.adapter_linear import AdapterLinear
 from gatera_lab.methods.lora import LoRA, low_rank_factors
 from gatera_lab.registry import build_method
 from tests.conftest import make_tiny_llama, randomize_adapters

@@ -10,13 +10,13 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from gatera_lab import adapter_state_dict, build_method
-from gatera_lab.checkpoint_file import UnsafeCheckpointError, load_checkpoint_file
-from gatera_lab.checkpoint_metadata import checkpoint_metadata
 from gatera_lab.cli import main as cli_main
+from gatera_lab.commands.export_command import main as export_main
+from gatera_lab.commands.gates_command import main as gates_main
 from gatera_lab.export import load_checkpoint_adapter
-from gatera_lab.export_command import main as export_main
-from gatera_lab.fingerprint import base_model_fingerprint
-from gatera_lab.gates_command import main as gates_main
+from gatera_lab.export.checkpoint_metadata import checkpoint_metadata
+from gatera_lab.export.fingerprint import base_model_fingerprint
+from gatera_lab.io.checkpoint_file import UnsafeCheckpointError, load_checkpoint_file
 from tests.tiny_fit import train_checkpoint
 
 

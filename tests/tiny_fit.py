@@ -8,9 +8,9 @@ import lightning as L
 import torch
 
 from gatera_lab import build_method
-from gatera_lab.adapter_method import adapter_state_dict
+from gatera_lab.adapters.adapter_method import adapter_state_dict
 from gatera_lab.datamodules import LLMAdaptersJSONDataModule
-from gatera_lab.module import GateraModule
+from gatera_lab.training.module import GateraModule
 
 
 def train_checkpoint(

@@ -17,8 +17,8 @@ from torch import Tensor, nn
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from gatera_lab import AdapterMethod, adapter_parameters, build_method, masked_gate_entropy
+from gatera_lab.adapters.token_gate import capture_gate_logits
 from gatera_lab.export import export_adapter
-from gatera_lab.token_gate import capture_gate_logits
 
 ROWS = [("What is the capital of France?", " Paris"), ("What is two plus three?", " Five")]
 

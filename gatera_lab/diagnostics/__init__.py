@@ -25,7 +25,7 @@ In a config (the defaults shown; measured overhead in ``benchmarks/diagnostics_o
           init_args: {every_n_steps: 200}
 """
 
-from gatera_lab.adapter_linear import gated_layers
+from gatera_lab.adapters.adapter_linear import gated_layers
 from gatera_lab.diagnostics.entropy_monitor import GateEntropyMonitor
 from gatera_lab.diagnostics.final_gate_probe import FinalGateProbe
 from gatera_lab.diagnostics.gate_capture import GateCapture

@@ -38,16 +38,16 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 
-from gatera_lab.atomic_write import write_json_atomic
 from gatera_lab.diagnostics.gate_capture import GateCapture, gated_layers
 from gatera_lab.diagnostics.gate_statistics import HIGH, LOW, binary_entropy, grouped_values, summarize
 from gatera_lab.diagnostics.generation_trace import trace_generation
 from gatera_lab.diagnostics.prefill_decode_monitor import DEFAULT_PROBE
 from gatera_lab.diagnostics.step_diagnostic import check_positive, diagnosed_model
 from gatera_lab.diagnostics.token_variance import stacked_real_gates, token_variance_split
-from gatera_lab.fsdp2_sharding import gathered_weights
-from gatera_lab.prompt_format import render_prompt
-from gatera_lab.run_folder import run_folder
+from gatera_lab.evaluation.prompt_format import render_prompt
+from gatera_lab.io.atomic_write import write_json_atomic
+from gatera_lab.io.run_folder import run_folder
+from gatera_lab.models.fsdp2_sharding import gathered_weights
 
 FILENAME = "final_gates.json"
 ROW_STATISTICS = ("near_binary", "prompt_mean", "response_mean")

@@ -1,7 +1,7 @@
 """`GateCapture`: forward hooks that keep the gate values of every gated module, detached.
 
-Hooks (and the gates' logit sinks, `gatera_lab.token_gate.gate_logit_sink`) exist only between `start` and
-`stop`, so a step that is not diagnosed pays nothing. What is kept is
+Hooks (and the gates' logit sinks, `gatera_lab.adapters.token_gate.gate_logit_sink`) exist only between
+`start` and `stop`, so a step that is not diagnosed pays nothing. What is kept is
 the gate ``g`` (B, T) and its logit ``z`` (B, T), both detached from the autograd graph (they share storage
 with tensors the step keeps anyway; no activation outlives the step because of them). With
 ``keep_all=False`` only the first forward of each module is kept: under activation checkpointing the
@@ -16,8 +16,8 @@ import contextlib
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from gatera_lab.adapter_linear import gated_layers
-from gatera_lab.token_gate import TokenGate, gate_logit_sink
+from gatera_lab.adapters.adapter_linear import gated_layers
+from gatera_lab.adapters.token_gate import TokenGate, gate_logit_sink
 
 __all__ = ["GateCapture", "gated_layers"]
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from gatera_lab.token_gate import masked_gate_entropy
+from gatera_lab.adapters.token_gate import masked_gate_entropy
 
 LOW = 0.1
 HIGH = 0.9

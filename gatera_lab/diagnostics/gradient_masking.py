@@ -42,7 +42,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from gatera_lab.adapter_linear import gated_layers
+from gatera_lab.adapters.adapter_linear import gated_layers
 from gatera_lab.diagnostics.gate_statistics import LOW, group_names
 
 

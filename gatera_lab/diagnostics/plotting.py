@@ -20,8 +20,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from gatera_lab.atomic_write import atomic_file
 from gatera_lab.diagnostics.generation_trace import GateTrace
+from gatera_lab.io.atomic_write import atomic_file
 
 DPI = 100
 TOKEN_PX, ROW_PX = 16, 14
@@ -165,7 +165,7 @@ def figure_rgb(figure: Figure) -> np.ndarray:
 
 
 def save_png(figure: Figure, path: str | Path) -> Path:
-    """Write ``figure`` as a PNG atomically and durably (`gatera_lab.atomic_write.atomic_file`)."""
+    """Write ``figure`` as a PNG atomically and durably (`gatera_lab.io.atomic_write.atomic_file`)."""
     path = Path(path)
     with atomic_file(path, "wb") as file:
         figure.savefig(file, format="png", dpi=DPI)

@@ -36,9 +36,9 @@ from gatera_lab.diagnostics.step_diagnostic import (
 )
 from gatera_lab.diagnostics.tensorboard_output import log_image, log_scalars
 from gatera_lab.errors import ConfigError
-from gatera_lab.fsdp2_sharding import gathered_weights
-from gatera_lab.prompt_format import render_prompt
-from gatera_lab.run_folder import run_folder
+from gatera_lab.evaluation.prompt_format import render_prompt
+from gatera_lab.io.run_folder import run_folder
+from gatera_lab.models.fsdp2_sharding import gathered_weights
 
 DEFAULT_PROBE = "Is the sky blue on a clear day? Answer format: true/false"
 
@@ -179,7 +179,7 @@ class PrefillDecodeMonitor(GateCaptureDiagnostic):
                     "attribute and the module no 'model' hyper-parameter; set option 'tokenizer'"
                 )
             if tokenizer is None:
-                from gatera_lab.model_loading import load_tokenizer
+                from gatera_lab.models.model_loading import load_tokenizer
 
                 tokenizer = load_tokenizer(name)
             self._tokenizer = tokenizer
@@ -191,7 +191,7 @@ class PrefillDecodeMonitor(GateCaptureDiagnostic):
             return
         self._last_probe_step = step
         model, tokenizer = diagnosed_model(pl_module), self._resolve_tokenizer(trainer, pl_module)
-        with gathered_weights(model):  # a sharded model's forwards stay local (`gatera_lab.fsdp2_sharding`)
+        with gathered_weights(model):  # a sharded model's forwards stay local (`fsdp2_sharding`)
             trace = trace_generation(model, tokenizer, self.prompt_text(), self.max_new_tokens)
         log_scalars(
             trainer,

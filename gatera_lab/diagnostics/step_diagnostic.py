@@ -16,7 +16,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 
-from gatera_lab.adapter_linear import gated_layers
+from gatera_lab.adapters.adapter_linear import gated_layers
 from gatera_lab.errors import ConfigError
 
 
@@ -38,7 +38,7 @@ def batch_tensor(batch: Any, key: str, like: Tensor | None = None) -> Tensor | N
 
     With ``like``, a (b, t) tensor of the step's first forward (a captured gate), the (B, T) tensor is cut to
     its leading b rows and t columns: under ``model.micro_batch_tokens`` the first forward is the first
-    micro-batch, the leading rows with trailing padding columns trimmed (`gatera_lab.micro_batches`).
+    micro-batch, the leading rows with trailing padding columns trimmed (`gatera_lab.training.micro_batches`).
     """
     value = batch.get(key) if isinstance(batch, Mapping) else None
     if value is None or like is None or value.dim() != 2 or like.dim() != 2:

@@ -18,7 +18,7 @@ from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
 from gatera_lab.errors import ConfigError
-from gatera_lab.prompt_format import RESPONSE_PREFIX
+from gatera_lab.evaluation.prompt_format import RESPONSE_PREFIX
 
 _ANSWER_FORMAT = re.compile(r"Answer format: ([A-Za-z0-9_]+(?:/[A-Za-z0-9_]+)+)\s*$")
 

@@ -13,8 +13,8 @@ keep every real token at the position it would have without padding.
 
 What it costs stays bounded whatever the batch: the candidates run ``candidate_tokens`` tokens of
 sequence at a time (each chunk copies its prompts' cache once per candidate, then drops it); the output
-layer runs only at the positions that predict a scored token (`gatera_lab.selected_logits.logits_at`); the
-float32 log-softmax takes 256 of those at a time (`target_log_probs`). The log-probabilities are then laid
+layer runs only at the positions that predict a scored token (`gatera_lab.models.selected_logits.logits_at`);
+the float32 log-softmax takes 256 of those at a time (`target_log_probs`). The log-probabilities are then laid
 into an (N, Tc) table and summed per candidate in the same order as a full (N, Tc, V) log-softmax would.
 """
 
@@ -25,7 +25,7 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from gatera_lab.selected_logits import logits_at, target_log_probs
+from gatera_lab.models.selected_logits import logits_at, target_log_probs
 
 # Tokens of (prompt + candidate) sequence per response forward: bounds the copied key/value cache and the
 # activations of a chunk of candidates (about 0.1 GB for SmolLM2-135M).

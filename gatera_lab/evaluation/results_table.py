@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from gatera_lab.atomic_write import write_json_atomic, write_text_atomic
 from gatera_lab.evaluation.commonsense_task_names import COMMONSENSE_COLUMNS
+from gatera_lab.io.atomic_write import write_json_atomic, write_text_atomic
 
 Results = Mapping[str, Mapping[str, float]]
 

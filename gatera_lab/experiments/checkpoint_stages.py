@@ -7,8 +7,9 @@ the fit had them) and load the adapter from the fit's checkpoint, so nothing is 
   before they were kept per row (the fit stage writes them itself now);
 - ``gate_skip``: choice scoring of a seeded sample of ``rows_per_task`` test rows per task, once without
   skipping and once per threshold ``tau`` (every (layer, token) pair with ``g < tau`` gets the base layer's
-  output, `gatera_lab.gate_skip`): per threshold the per-task accuracy, the change against no skipping, the
-  share of (layer, token) pairs skipped and the seconds, under the fit's autocast (bf16-mixed: bfloat16).
+  output, `gatera_lab.adapters.gate_skip`): per threshold the per-task accuracy, the change against no
+  skipping, the share of (layer, token) pairs skipped and the seconds, under the fit's autocast (bf16-mixed:
+  bfloat16).
 """
 
 from __future__ import annotations
@@ -19,15 +20,15 @@ from typing import Any
 
 import torch
 
-from gatera_lab.checkpoint_file import load_checkpoint_file
+from gatera_lab.adapters.gate_skip import evaluate_gate_skip
+from gatera_lab.adapters.precision_policy import precision_autocast
 from gatera_lab.diagnostics.final_gate_probe import FinalGateProbe
 from gatera_lab.evaluation import evaluate_items
 from gatera_lab.experiments.plan import PlannedRun
 from gatera_lab.experiments.records import write_record
 from gatera_lab.experiments.run_config import build_cli, get_path
 from gatera_lab.experiments.run_stage import STAGE_CLI, RunContext, base_record, stage_args
-from gatera_lab.gate_skip import evaluate_gate_skip
-from gatera_lab.precision_policy import precision_autocast
+from gatera_lab.io.checkpoint_file import load_checkpoint_file
 
 
 def trained_cli(run: PlannedRun, record: dict[str, Any], root: Path, overrides: tuple[str, ...] = ()) -> Any:

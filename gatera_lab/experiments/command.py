@@ -29,7 +29,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from gatera_lab.command_entry import run_command
+from gatera_lab.commands.command_entry import run_command
 from gatera_lab.errors import ConfigError
 from gatera_lab.experiments.plan import Plan, PlannedRun, build_plan, run_status
 from gatera_lab.experiments.records import load_records

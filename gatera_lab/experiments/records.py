@@ -21,8 +21,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from gatera_lab.atomic_write import write_json_atomic
 from gatera_lab.errors import ConfigError
+from gatera_lab.io.atomic_write import write_json_atomic
 
 SCHEMA = 1
 
@@ -74,8 +74,8 @@ def write_record(records_dir: str | os.PathLike[str], record: dict[str, Any]) ->
     """Write ``record`` as ``<records_dir>/<name>.json``, atomically and durably.
 
     A temporary ``.<name>.json.XXXX.tmp`` in the same folder is written, fsynced and renamed into place
-    (`gatera_lab.atomic_write`): a sweep killed while writing leaves the previous record or the complete new
-    one, and `load_records` never sees the temporary file (it reads ``*.json`` only).
+    (`gatera_lab.io.atomic_write`): a sweep killed while writing leaves the previous record or the complete
+    new one, and `load_records` never sees the temporary file (it reads ``*.json`` only).
     """
     record = json_safe({**record, "schema": SCHEMA})
     path = record_path(records_dir, record["name"])

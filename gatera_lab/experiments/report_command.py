@@ -22,8 +22,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from gatera_lab.atomic_write import write_text_atomic
-from gatera_lab.command_entry import run_command
+from gatera_lab.commands.command_entry import run_command
 from gatera_lab.diagnostics.plotting import save_png
 from gatera_lab.errors import ConfigError, GateraError
 from gatera_lab.experiments.claims import Comparison
@@ -54,6 +53,7 @@ from gatera_lab.experiments.report_tables import (
 )
 from gatera_lab.experiments.report_task_differences import task_difference_table
 from gatera_lab.experiments.sweep_file import load_sweep
+from gatera_lab.io.atomic_write import write_text_atomic
 
 DEFAULT_SWEEP = "configs/sweeps/study.yaml"
 VERDICT_RULE = (

@@ -26,7 +26,7 @@ from lightning.pytorch.cli import LightningArgumentParser
 
 from gatera_lab.cli import GateraCLI
 from gatera_lab.errors import ConfigError
-from gatera_lab.module import GateraModule
+from gatera_lab.training.module import GateraModule
 
 TEST_KEYS = (
     "data.init_args.test_limit",

@@ -21,12 +21,12 @@ from typing import Any
 
 import torch
 
-from gatera_lab.atomic_write import write_json_atomic
 from gatera_lab.errors import GateraError
 from gatera_lab.experiments.checkpoint_stages import gate_skip_stage, gates_stage
 from gatera_lab.experiments.plan import PlannedRun, run_status
 from gatera_lab.experiments.records import read_record
 from gatera_lab.experiments.run_stage import RunContext, fit_stage, test_stage
+from gatera_lab.io.atomic_write import write_json_atomic
 
 __all__ = ["RunContext", "RunFailed", "execute_run", "run_stage"]
 STAGES = {"fit": fit_stage, "test": test_stage, "gates": gates_stage, "gate_skip": gate_skip_stage}

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Literal
 from safetensors import SafetensorError
 from torch import nn
 
-from gatera_lab.adapter_method import AdapterMethod, adapter_layers
+from gatera_lab.adapters.adapter_method import AdapterMethod, adapter_layers
 from gatera_lab.errors import ConfigError, GateraError
 from gatera_lab.export import gatera_format, merged_model, peft_format
 from gatera_lab.export.atomic_folder import atomic_folder

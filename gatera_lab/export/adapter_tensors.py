@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from gatera_lab.adapter_method import adapter_layers
+from gatera_lab.adapters.adapter_method import adapter_layers
 from gatera_lab.errors import CheckpointMismatchError
 
 

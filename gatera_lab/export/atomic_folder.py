@@ -2,7 +2,7 @@
 
 Files are written into a temporary sibling folder (``.NAME.tmp-XXXX`` beside ``NAME``). Once the block ends
 without an error, every file in it is fsynced and the folder is renamed onto ``NAME``; an existing ``NAME`` is
-swapped out in one step and deleted (`gatera_lab.atomic_write.install_dir_atomic`). A failure, or a process
+swapped out in one step and deleted (`gatera_lab.io.atomic_write.install_dir_atomic`). A failure, or a process
 killed before the rename, leaves the target as it was (absent, or the previous contents when overwriting);
 a killed process leaves its hidden temporary folder behind, which nothing reads.
 """
@@ -15,8 +15,8 @@ import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from gatera_lab.atomic_write import install_dir_atomic, make_dirs, make_tempdir, restore_interrupted_dir
 from gatera_lab.errors import ConfigError
+from gatera_lab.io.atomic_write import install_dir_atomic, make_dirs, make_tempdir, restore_interrupted_dir
 
 
 @contextlib.contextmanager

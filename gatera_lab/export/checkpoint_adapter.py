@@ -5,7 +5,8 @@ the scripts) through `load_for_inference`, which adds the tokenizer, the device 
 base model alone where asked.
 
 The checkpoint layout (written by ``GateraModule.on_save_checkpoint``; its metadata is built by
-`gatera_lab.checkpoint_metadata.checkpoint_metadata`); everything this module reads from it is named here:
+`gatera_lab.export.checkpoint_metadata.checkpoint_metadata`); everything this module reads from it is named
+here:
 
 - ``checkpoint["state_dict"]``: the adapter tensors only, keyed ``model.<name in adapter_state_dict>``,
   e.g. ``model.model.layers.0.self_attn.q_proj.lora_A`` (the module's attribute ``model`` is the LM);
@@ -26,12 +27,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from gatera_lab.adapter_method import AdapterMethod
-from gatera_lab.checkpoint_file import load_checkpoint_file
-from gatera_lab.checkpoint_metadata import METADATA_KEY
+from gatera_lab.adapters.adapter_method import AdapterMethod
+from gatera_lab.adapters.precision_policy import DTYPES
 from gatera_lab.errors import ConfigError
+from gatera_lab.export.checkpoint_metadata import METADATA_KEY
 from gatera_lab.export.saved_adapter import SavedAdapter
-from gatera_lab.precision_policy import DTYPES
+from gatera_lab.io.checkpoint_file import load_checkpoint_file
 
 STATE_DICT_KEY = "state_dict"
 MODEL_PREFIX = "model."
@@ -50,12 +51,13 @@ class CheckpointAdapter:
 
 
 def load_base_model(name_or_path: str, dtype: torch.dtype) -> nn.Module:
-    """The base model as `GateraModule` loads it (`gatera_lab.model_loading.load_causal_lm`: embedded names
-    such as ``smollm2-135m-instruct``, HF ids and folders, via ``AutoModelForCausalLM.from_pretrained``).
+    """The base model as `GateraModule` loads it (`gatera_lab.models.model_loading.load_causal_lm`:
+    embedded names such as ``smollm2-135m-instruct``, HF ids and folders, via
+    ``AutoModelForCausalLM.from_pretrained``).
 
     An embedded model's Hugging Face id (``HuggingFaceTB/SmolLM2-135M-Instruct``, the base exports name) falls
     back to the embedded copy when the Hub cannot serve it (offline)."""
-    from gatera_lab.model_loading import load_causal_lm
+    from gatera_lab.models.model_loading import load_causal_lm
 
     return load_causal_lm(name_or_path, dtype=dtype)
 
@@ -189,7 +191,7 @@ def load_for_inference(
         device: the torch device to move the model to.
         label: how errors name the checkpoint (default: the path).
     """
-    from gatera_lab.model_loading import load_tokenizer
+    from gatera_lab.models.model_loading import load_tokenizer
 
     adapter = None
     if checkpoint_path is None:

@@ -10,9 +10,9 @@ A folder with two files (and the base model's tokenizer files, which `export_ada
     ``base_model`` (the name or folder the adapter was trained on; an embedded base by its Hugging Face id,
     e.g. ``HuggingFaceTB/SmolLM2-135M-Instruct``) and ``fingerprint`` (the base model's ``architecture``,
     config sizes such as ``hidden_size`` and ``num_hidden_layers``, and the sorted ``adapted_modules``; see
-    `gatera_lab.fingerprint`); then ``base_model_name_or_path`` (the same base, under the name PEFT and the
-    Hub use) and, for an embedded base, ``gatera_lab_base_source`` (the embedded name gatera-lab loads) and
-    ``gatera_lab_base_note`` (`gatera_lab.export.base_model_record`).
+    `gatera_lab.export.fingerprint`); then ``base_model_name_or_path`` (the same base, under the name PEFT and
+    the Hub use) and, for an embedded base, ``gatera_lab_base_source`` (the embedded name gatera-lab loads)
+    and ``gatera_lab_base_note`` (`gatera_lab.export.base_model_record`).
 ``adapter.safetensors``
     The adapter tensors only, keyed by their names in the adapted model's ``state_dict`` without any
     prefix, e.g. ``model.layers.0.self_attn.q_proj.lora_A`` (r, d_in), ``...q_proj.lora_B`` (d_out, r),
@@ -34,7 +34,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from gatera_lab.adapter_method import AdapterMethod, adapter_state_dict
+from gatera_lab.adapters.adapter_method import AdapterMethod, adapter_state_dict
 from gatera_lab.errors import ConfigError
 from gatera_lab.export.base_model_record import BaseModelRecord
 from gatera_lab.export.saved_adapter import SavedAdapter

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from torch import nn
 
-from gatera_lab.adapter_method import AdapterMethod
+from gatera_lab.adapters.adapter_method import AdapterMethod
 from gatera_lab.errors import ConfigError
 from gatera_lab.export.base_model_record import BaseModelRecord
 from gatera_lab.export.merged_weights import merged_state_dict, require_mergeable

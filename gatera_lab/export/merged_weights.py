@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gatera_lab.adapter_linear import AdapterLinear
-from gatera_lab.adapter_method import AdapterMethod, adapter_layers
+from gatera_lab.adapters.adapter_linear import AdapterLinear
+from gatera_lab.adapters.adapter_method import AdapterMethod, adapter_layers
 from gatera_lab.errors import ConfigError, MergeError
 
 PROBE_TOKENS = 16  # random inputs the merged weight is checked on

@@ -31,12 +31,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from gatera_lab.adapter_method import AdapterMethod, adapter_layers, adapter_state_dict
+from gatera_lab.adapters.adapter_method import AdapterMethod, adapter_layers, adapter_state_dict
+from gatera_lab.adapters.target_matching import matches_target
 from gatera_lab.errors import ConfigError
 from gatera_lab.export.adapter_tensors import load_adapter_tensors
 from gatera_lab.export.base_model_record import BaseModelRecord
 from gatera_lab.registry import build_method, get_entry
-from gatera_lab.target_matching import matches_target
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"

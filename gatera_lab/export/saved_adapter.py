@@ -1,10 +1,10 @@
 """`SavedAdapter`: the description of a trained adapter that checkpoints and gatera-format exports share.
 
-The fields are those of ``checkpoint["gatera"]`` (see `gatera_lab.checkpoint_metadata`, the one place that
-builds them): ``method_name`` (registry name), ``method_class_path`` (``module.Class``), ``method_hparams``
-(``method.hparams()``, every ``__init__`` argument), ``base_model`` (name or folder) and ``fingerprint``
-(`gatera_lab.fingerprint.base_model_fingerprint` of the adapted model), and where recorded ``base_dtype``
-(the base's storage dtype in training). `SavedAdapter.attach` turns them
+The fields are those of ``checkpoint["gatera"]`` (see `gatera_lab.export.checkpoint_metadata`, the one place
+that builds them): ``method_name`` (registry name), ``method_class_path`` (``module.Class``),
+``method_hparams`` (``method.hparams()``, every ``__init__`` argument), ``base_model`` (name or folder) and
+``fingerprint`` (`gatera_lab.export.fingerprint.base_model_fingerprint` of the adapted model), and where
+recorded ``base_dtype`` (the base's storage dtype in training). `SavedAdapter.attach` turns them
 back into a working adapter on a fresh base model.
 """
 
@@ -17,12 +17,12 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from gatera_lab.adapter_method import AdapterMethod, adapter_layers
-from gatera_lab.checkpoint_metadata import checkpoint_metadata
+from gatera_lab.adapters.adapter_method import AdapterMethod, adapter_layers
+from gatera_lab.adapters.precision_policy import DTYPES
 from gatera_lab.errors import CheckpointMismatchError, ConfigError, UnknownMethodError
 from gatera_lab.export.adapter_tensors import load_adapter_tensors
-from gatera_lab.fingerprint import base_model_fingerprint, describe_difference
-from gatera_lab.precision_policy import DTYPES
+from gatera_lab.export.checkpoint_metadata import checkpoint_metadata
+from gatera_lab.export.fingerprint import base_model_fingerprint, describe_difference
 from gatera_lab.registry import get_entry
 
 FIELD_TYPES: dict[str, type] = {

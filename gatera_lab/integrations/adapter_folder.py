@@ -24,7 +24,7 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 from transformers import PreTrainedTokenizerBase
 
-from gatera_lab.adapter_method import AdapterMethod
+from gatera_lab.adapters.adapter_method import AdapterMethod
 from gatera_lab.errors import ConfigError
 from gatera_lab.export import export_adapter, gatera_format, peft_format
 from gatera_lab.export.adapter_io import read_json_object

@@ -1,6 +1,6 @@
 """`GateraTrainerMixin`: GateRA training in a Hugging Face `Trainer` (or any subclass, TRL's included).
 
-The objective is the one `gatera_lab.module.GateraModule` trains:
+The objective is the one `gatera_lab.training.module.GateraModule` trains:
 
     L = L_task + lambda * mean_{l,t} H(g_lt),    H(g) = -g log g - (1 - g) log(1 - g),
 
@@ -8,11 +8,12 @@ The objective is the one `gatera_lab.module.GateraModule` trains:
 method's ``entropy_weight`` and the mean taken over the adapted modules ``l`` and the real tokens ``t``
 (``attention_mask = 1``; every token where a batch has no ``attention_mask``, as padding-free batches do).
 The gate logits of the step's forward are collected for that forward only
-(`gatera_lab.token_gate.capture_gate_logits`) and averaged by `gatera_lab.token_gate.masked_gate_entropy`,
-the functions `GateraModule.compute_losses` uses. Where the Trainer normalises its loss over the whole
-accumulated batch (``num_items_in_batch``) and so skips its division by the accumulation steps, the entropy
-term is divided by them here: either way each micro-batch's term weighs ``1 / accumulation steps``, as under
-Lightning's ``accumulate_grad_batches``. Evaluation computes the task loss only (Lightning's ``val/loss``).
+(`gatera_lab.adapters.token_gate.capture_gate_logits`) and averaged by
+`gatera_lab.adapters.token_gate.masked_gate_entropy`, the functions `GateraModule.compute_losses` uses. Where
+the Trainer normalises its loss over the whole accumulated batch (``num_items_in_batch``) and so skips its
+division by the accumulation steps, the entropy term is divided by them here: either way each micro-batch's
+term weighs ``1 / accumulation steps``, as under Lightning's ``accumulate_grad_batches``. Evaluation computes
+the task loss only (Lightning's ``val/loss``).
 
 Logged through the Trainer's own ``log`` (the console, ``log_history`` and every ``report_to`` integration;
 TensorBoard adds ``train/``), at each logging step: ``gate_entropy`` (the mean ``H`` of the training
@@ -34,13 +35,13 @@ import torch
 from torch import Tensor, nn
 from transformers import PreTrainedTokenizerBase, Trainer
 
-from gatera_lab.adapter_method import AdapterMethod, adapter_layers
+from gatera_lab.adapters.adapter_method import AdapterMethod, adapter_layers
+from gatera_lab.adapters.token_gate import capture_gate_logits, masked_gate_entropy
 from gatera_lab.diagnostics.gate_capture import GateCapture
 from gatera_lab.diagnostics.gate_statistics import dead_adapters, grouped_summaries
 from gatera_lab.errors import ConfigError, GateraError
 from gatera_lab.integrations.adapter_folder import load_adapter_checkpoint, save_adapter_folder
-from gatera_lab.optimization import adapter_parameter_groups
-from gatera_lab.token_gate import capture_gate_logits, masked_gate_entropy
+from gatera_lab.training.optimization import adapter_parameter_groups
 
 GateStatistics = Literal["none", "all", "types", "layers"]
 STATISTICS_GROUPS = {  # the prefixes of the `grouped_summaries` groups each setting logs
@@ -180,8 +181,9 @@ class GateraTrainerMixin:
         """The names of the parameters the Trainer's optimizer decays: the matrices only, as `GateraModule`.
 
         The Trainer's own rule decays every parameter but biases and norms; this one is
-        `gatera_lab.optimization.adapter_parameter_groups`'s, so DoRA's magnitudes and the gate bias are
-        not decayed either. The Trainer builds its optimizer (``optim``, ``weight_decay``) from these names.
+        `gatera_lab.training.optimization.adapter_parameter_groups`'s, so DoRA's magnitudes and the gate bias
+        are not decayed either. The Trainer builds its optimizer (``optim``, ``weight_decay``) from these
+        names.
         """
         named = list(model.named_parameters())
         groups = adapter_parameter_groups(named, weight_decay=1.0)
