@@ -131,13 +131,13 @@ class GradientMaskingProbe:
             model: the model whose gated `AdapterLinear` layers to measure.
             threshold: ``tau``; tokens with ``g < tau`` are the low-gate tokens.
             offload_inputs: keep the layers' inputs in host memory until their backward; ``None``: when the
-                model checkpoints activations (Hugging Face's ``is_gradient_checkpointing``) and runs on an
+                model checkpoints activations (Hugging Face's ``is_activation_checkpointing``) and runs on an
                 accelerator.
         """
         self.layers = dict(gated_layers(model))
         self.threshold = threshold
         if offload_inputs is None:
-            offload_inputs = bool(getattr(model, "is_gradient_checkpointing", False))
+            offload_inputs = bool(getattr(model, "is_activation_checkpointing", False))
         self.offload_inputs = offload_inputs
         self._measured: dict[str, Tensor] = {}  # name: (4,) float64 on the device, read at `finish`
         self._inputs: dict[str, tuple[Tensor, dict[str, Tensor], tuple[bool, torch.dtype]]] = {}
