@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
 from gatera_lab.cli import main
 from tests.test_ddp import fit_then_test_args, write_commonsense_folder
 
@@ -51,6 +53,8 @@ def test_fsdp2_fit_validates_tests_and_its_checkpoint_tests_on_one_process(
     sharded = json.loads((run / "test_results.json").read_text())
     assert {task: total for task, (_, total) in sharded["counts"].items()} == {"boolq": 5, "piqa": 4}
     assert list((run / "gate_pictures").glob("gates_step*.png"))  # the generation probe on gathered weights
+    scalars = set(EventAccumulator(str(run)).Reload().Tags()["scalars"])
+    assert {"gradmask/all/grad_norm", "gates/all/response_mean"} <= scalars  # step 0's diagnostics, sharded
     (checkpoint,) = (run / "checkpoints").glob("*.ckpt")
     test_args = ["test", *args[1:]]
     test_args = [arg for arg in test_args if arg not in ("--test_after_fit", "true")]

@@ -188,6 +188,6 @@ def gate_skip_table(data: ReportData) -> str:
     return (
         f"Each run tested on a seeded sample of {sample['rows_per_task']} test rows per task (sample seed "
         f"{sample['sample_seed']}), once without skipping and once per threshold tau: every (layer, token) pair "
-        "whose gate is below tau gets the base layer's output exactly (`gatera_lab/gate_skip.py`). Seconds are "
+        "whose gate is below tau gets the base layer's output exactly (`gatera_lab/adapters/gate_skip.py`). Seconds are "
         "this machine's for the whole sample.\n\n" + table(header, rows)
     )
