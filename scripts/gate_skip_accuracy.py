@@ -21,7 +21,7 @@ import torch
 from gatera_lab.adapters.gate_skip import evaluate_gate_skip
 from gatera_lab.datamodules.commonsense_eval_items import eval_items_from_examples
 from gatera_lab.datamodules.commonsense_tasks import TASK_NAMES
-from gatera_lab.datamodules.test_rows import add_row_options, load_test_rows
+from gatera_lab.datamodules.scored_rows import add_row_options, load_test_rows
 from gatera_lab.evaluation import evaluate_items
 from gatera_lab.evaluation.results_table import write_results_json
 from gatera_lab.export.checkpoint_adapter import load_for_inference

@@ -18,7 +18,7 @@ import torch
 
 from gatera_lab.datamodules.commonsense_eval_items import eval_items_from_examples
 from gatera_lab.datamodules.commonsense_tasks import TASK_NAMES, resolve_task
-from gatera_lab.datamodules.test_rows import add_row_options, load_test_rows
+from gatera_lab.datamodules.scored_rows import add_row_options, load_test_rows
 from gatera_lab.evaluation import COMMONSENSE_COLUMNS, evaluate_items, render_table
 from gatera_lab.evaluation.results_table import write_results_csv, write_results_json
 from gatera_lab.evaluation.row_outcomes import metric_accuracies, row_outcomes

@@ -111,7 +111,7 @@ def test_length_grouped_order_is_seeded_grouped_and_complete() -> None:
 
 
 def test_test_sample_is_seeded_and_keeps_row_ids() -> None:
-    from gatera_lab.datamodules.test_rows import select_indices
+    from gatera_lab.datamodules.scored_rows import select_indices
 
     sample = select_indices(1000, "piqa", None, 50, sample_seed=0)
     assert (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gatera_lab.experiments.record_backfill import backfill_records, print_outcome
 from gatera_lab.experiments.records import load_records, write_record
-from gatera_lab.experiments.run_claims import claim_run
+from gatera_lab.experiments.run_locks import claim_run
 
 
 def test_added_held_missing_and_untouched(tmp_path, capsys):

@@ -12,7 +12,7 @@ were done, or the next run's estimate would overrun ``--budget-minutes``. The es
 
 ``--only`` keeps the runs whose name, method, family, phase or variant is NAME (and a kept final run's search). A
 failed run is reported and skipped; the exit status is then 1. Several workers may share a sweep: each
-claims a run before starting it (`run_claims`) and, while only runs that others hold are left, waits. With
+claims a run before starting it (`run_locks`) and, while only runs that others hold are left, waits. With
 ``concurrent_fits: N`` at most N fits run at once over all workers (a fit's memory is the largest; a worker
 without a fit slot takes a run that only needs its test or measurements).
 """
@@ -33,8 +33,8 @@ from gatera_lab.commands.command_entry import run_command
 from gatera_lab.errors import ConfigError
 from gatera_lab.experiments.plan import Plan, PlannedRun, build_plan, run_status
 from gatera_lab.experiments.records import load_records
-from gatera_lab.experiments.run_claims import claim_run, claimed_by_others, take_slot
 from gatera_lab.experiments.run_config import caching_resolver, get_path
+from gatera_lab.experiments.run_locks import claim_run, claimed_by_others, take_slot
 from gatera_lab.experiments.run_process import RunContext, RunFailed, execute_run
 from gatera_lab.experiments.sweep_file import SweepSpec, load_sweep
 

@@ -24,7 +24,7 @@ def majority_label_accuracy(config: dict[str, Any]) -> dict[str, float]:
 
     Raises the data source's `GateraError` (or `OSError`) when the test sets cannot be read.
     """
-    from gatera_lab.datamodules.test_rows import load_test_rows
+    from gatera_lab.datamodules.scored_rows import load_test_rows
 
     examples, _ = load_test_rows(
         list(COMMONSENSE_COLUMNS),

@@ -1,7 +1,7 @@
 """Adding a field to run records written before records kept it, without racing a working sweep.
 
 `backfill_records` visits each record that ``wanted`` selects, takes the run's sweep claim
-(`gatera_lab.experiments.run_claims.claim_run`: a record a worker is writing is left and named ``held``),
+(`gatera_lab.experiments.run_locks.claim_run`: a record a worker is writing is left and named ``held``),
 re-reads the record as it is now, lets ``fill`` add the field in place and writes it back atomically
 (`gatera_lab.experiments.records.write_record`). ``fill`` returns False when what it reads the field from is
 gone (the run's log folder or checkpoint): the record is left unchanged and named ``missing``. Nothing else in
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gatera_lab.experiments.records import load_records, read_record, write_record
-from gatera_lab.experiments.run_claims import claim_run
+from gatera_lab.experiments.run_locks import claim_run
 
 Record = dict[str, Any]
 OUTCOMES = ("added", "held", "missing")

@@ -1,17 +1,17 @@
-"""Other sweep workers for the claim tests: real processes that claim runs through `run_claims`.
+"""Other sweep workers for the claim tests: real processes that claim runs through `run_locks`.
 
 Run as a script (the tests start it with `subprocess`):
 
-    python tests/claim_worker.py hold RUNS NAME READY RELEASE
+    python tests/lock_worker.py hold RUNS NAME READY RELEASE
         claim run NAME, create READY, hold the claim until RELEASE exists (at most HOLD_SECONDS), exit 0;
         exit 3 if the claim was not won.
-    python tests/claim_worker.py work RUNS LOG READY GO NAME...
+    python tests/lock_worker.py work RUNS LOG READY GO NAME...
         create READY, wait for GO, then loop as ``gatera-lab sweep`` does until every NAME is done: skip the
         runs other workers hold, claim the first free one, and if it is won and not done yet (RUNS/NAME.done
         absent), append "NAME PID" to LOG (O_APPEND), sleep briefly while holding the claim, create
         RUNS/NAME.done.
 
-The script loads ``run_claims.py`` by its file path: it needs only the standard library and filelock, and
+The script loads ``run_locks.py`` by its file path: it needs only the standard library and filelock, and
 importing the ``gatera_lab`` package would import torch, seconds per process on a loaded machine.
 Synchronisation is by files with generous time limits, never by fixed sleeps.
 """
@@ -27,15 +27,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-RUN_CLAIMS = Path(__file__).parents[1] / "gatera_lab" / "experiments" / "run_claims.py"
+RUN_LOCKS = Path(__file__).parents[1] / "gatera_lab" / "experiments" / "run_locks.py"
 HOLD_SECONDS = 300.0  # a holder never outlives a test run by more than this, even if nobody releases it
 READY_SECONDS = 120.0  # how long a test waits for a worker to start (a loaded machine is slow)
 WORK_SECONDS = 120.0
 POLL = 0.01
 
 
-def _run_claims() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("run_claims", RUN_CLAIMS)
+def _run_locks() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("run_locks", RUN_LOCKS)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -51,7 +51,7 @@ def _wait_for(path: Path, seconds: float) -> bool:
 
 
 def _hold(runs: Path, name: str, ready: Path, release: Path) -> int:
-    with _run_claims().claim_run(runs, name) as won:
+    with _run_locks().claim_run(runs, name) as won:
         if not won:
             return 3
         ready.touch()
@@ -60,7 +60,7 @@ def _hold(runs: Path, name: str, ready: Path, release: Path) -> int:
 
 
 def _work(runs: Path, log: Path, ready: Path, go: Path, names: list[str]) -> int:
-    claims = _run_claims()
+    claims = _run_locks()
     ready.touch()
     if not _wait_for(go, READY_SECONDS):
         return 4
