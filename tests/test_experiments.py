@@ -182,8 +182,17 @@ def test_learning_rate_choice_breaks_ties_by_loss_then_the_smaller_rate():
     assert choice.learning_rate == 3e-3 and "tied with 0.001" in choice.reason
     equal = {rate: {"a": GridPoint(0.5, 1.0)} for rate in (1e-3, 3e-3)}
     assert choose_learning_rate("fam", equal).learning_rate == 1e-3
-    with pytest.raises(ConfigError, match="val/acc"):
-        choose_learning_rate("fam", {1e-3: {"a": GridPoint(math.nan)}})
+    with pytest.raises(ConfigError, match="val/acc.*val/loss"):
+        choose_learning_rate("fam", {rate: {"a": GridPoint(math.nan)} for rate in (1e-3, 3e-3)})
+
+
+def test_without_validation_accuracy_the_lowest_loss_or_the_only_rate_is_chosen():
+    """A user's instruction file validates by loss only; a one-rate grid needs no validation."""
+    by_loss = {1e-3: {"a": GridPoint(math.nan, 1.4)}, 3e-3: {"a": GridPoint(math.nan, 1.1)}}
+    choice = choose_learning_rate("fam", by_loss)
+    assert choice.learning_rate == 3e-3 and "lowest mean validation loss" in choice.reason
+    only = choose_learning_rate("fam", {1e-3: {"a": GridPoint(math.nan)}})
+    assert only.learning_rate == 1e-3 and "only rate" in only.reason
 
 
 def compact_test_rows(average: float, rows_per_task: int = 200) -> dict:

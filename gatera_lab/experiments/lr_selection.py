@@ -8,6 +8,10 @@ held-out rows of the training mixture) at the end of training:
 
 Ties (equal to 1e-9) go to the lower mean validation loss, then to the smaller learning rate. Scoring the
 gated and ungated methods together gives both the same rate, so neither is tuned more than the other.
+
+Where no run logs a validation accuracy (a data module whose validation holds no multiple-choice rows, e.g.
+a user's own instruction file: only ``val/loss``), the rate with the lowest mean validation loss is chosen,
+and the reason says so. A grid of one rate needs no validation at all: that rate is the family's.
 """
 
 from __future__ import annotations
@@ -89,11 +93,11 @@ def choose_learning_rate(family: str, grid: dict[float, dict[str, GridPoint]]) -
 
     chosen = max(grid, key=key)
     best = _mean(grid[chosen], "accuracy")
+    if len(grid) == 1 and math.isnan(best):
+        reason = f"learning rate {chosen:g} is the family's only rate (no selection)"
+        return LearningRateChoice(family, chosen, grid, reason)
     if math.isnan(best):
-        raise ConfigError(
-            f"family {family!r}: no run of the learning-rate grid logged a validation accuracy (val/acc); "
-            "the sweep needs validation at the end of training (data.val_size > 0)"
-        )
+        return _choice_by_loss(family, grid, chosen)
     members = ", ".join(f"{method} {_percent(point.accuracy)}" for method, point in grid[chosen].items())
     others = "; ".join(
         f"{rate:g}: {_percent(_mean(grid[rate], 'accuracy'))}" for rate in grid if rate != chosen
@@ -103,6 +107,26 @@ def choose_learning_rate(family: str, grid: dict[float, dict[str, GridPoint]]) -
         f"learning rate {chosen:g} has the highest mean validation accuracy over {', '.join(grid[chosen])}: "
         f"{_percent(best)} ({members})"
         + (f" (tied with {tied}; lower validation loss wins)" if tied else "")
+        + (f"; the other rates scored {others}" if others else "")
+    )
+    return LearningRateChoice(family, chosen, grid, reason)
+
+
+def _choice_by_loss(
+    family: str, grid: dict[float, dict[str, GridPoint]], chosen: float
+) -> LearningRateChoice:
+    """``chosen`` (the lowest mean validation loss) where no run logged an accuracy; an error if none logged
+    a loss either."""
+    loss = _mean(grid[chosen], "loss")
+    if math.isnan(loss):
+        raise ConfigError(
+            f"family {family!r}: no run of the learning-rate grid logged a validation accuracy (val/acc) or "
+            "loss (val/loss); the sweep needs validation at the end of training (data.val_size > 0)"
+        )
+    others = "; ".join(f"{rate:g}: {_mean(grid[rate], 'loss'):.4f}" for rate in grid if rate != chosen)
+    reason = (
+        f"learning rate {chosen:g} has the lowest mean validation loss over {', '.join(grid[chosen])}: "
+        f"{loss:.4f} (no validation accuracy was logged)"
         + (f"; the other rates scored {others}" if others else "")
     )
     return LearningRateChoice(family, chosen, grid, reason)
