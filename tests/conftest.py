@@ -66,8 +66,8 @@ def randomize_adapters(model: torch.nn.Module, seed: int = 0, std: float = 0.05)
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory):
-    """A saved tiny Llama with a character-level tokenizer (see tests/tiny_checkpoint.py)."""
-    from tests.tiny_checkpoint import write_tiny_model_dir
+    """A saved tiny Llama with a character-level tokenizer (see tests/helpers/tiny_checkpoint.py)."""
+    from tests.helpers.tiny_checkpoint import write_tiny_model_dir
 
     return write_tiny_model_dir(tmp_path_factory.mktemp("tiny_model"))
 
@@ -75,6 +75,6 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def instruction_file(tmp_path_factory: pytest.TempPathFactory):
     """24 short LLM-Adapters records."""
-    from tests.tiny_checkpoint import write_instruction_file
+    from tests.helpers.tiny_checkpoint import write_instruction_file
 
     return write_instruction_file(tmp_path_factory.mktemp("data") / "train.json")

@@ -24,7 +24,7 @@ from gatera_lab.datamodules.instruction_data import read_instruction_file, token
 from gatera_lab.datamodules.instruction_prompt import render_prompt
 from gatera_lab.datamodules.llm_adapters_json import LLMAdaptersJSONDataModule
 from gatera_lab.errors import ConfigError
-from tests.tiny_checkpoint import make_char_tokenizer
+from tests.helpers.tiny_checkpoint import make_char_tokenizer
 
 ROW = {"instruction": "Is 2 even? Answer format: true/false", "input": "", "output": "true", "answer": "true"}
 ROWS = [ROW, {**ROW, "instruction": "Is 3 even? Answer format: true/false", "output": "false"}] * 4

@@ -12,8 +12,8 @@ from gatera_lab.datamodules.instruction_data import tokenize_instruction
 from gatera_lab.errors import ConfigError
 from gatera_lab.evaluation import EvalCollator, evaluate_batch, score_candidates
 from gatera_lab.evaluation.row_outcomes import metric_accuracies, row_outcomes
-from tests.char_tokenizer import make_char_tokenizer
 from tests.conftest import make_tiny_llama
+from tests.helpers.char_tokenizer import make_char_tokenizer
 
 EXAMPLES = [
     CommonsenseExample("piqa", "open a jar", ("twist the lid", "hit it with a very large hammer"), 0),

@@ -14,7 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from gatera_lab.cli import main
 from gatera_lab.registry import registry_entries
-from tests.tiny_cli_args import tiny_overrides
+from tests.helpers.tiny_cli_args import tiny_overrides
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 METHOD_CONFIGS = [path for path in CONFIGS if path.stem in registry_entries()]

@@ -10,7 +10,7 @@ from gatera_lab.datamodules import olmo_source
 from gatera_lab.datamodules.commonsense_datamodule import CommonsenseDataModule
 from gatera_lab.errors import ConfigError
 from gatera_lab.models.local_cache import DownloadError
-from tests.char_tokenizer import make_char_tokenizer
+from tests.helpers.char_tokenizer import make_char_tokenizer
 
 
 @pytest.fixture

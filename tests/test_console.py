@@ -8,7 +8,7 @@ import warnings
 
 from gatera_lab.cli import main
 from gatera_lab.commands.console import KNOWN_HARMLESS, quiet_known_warnings
-from tests.tiny_cli_args import tiny_overrides
+from tests.helpers.tiny_cli_args import tiny_overrides
 
 LEAF_SPEC = "`isinstance(treespec, LeafSpec)` is deprecated, use `isinstance(treespec, TreeSpec)` instead."
 

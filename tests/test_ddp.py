@@ -33,7 +33,7 @@ from gatera_lab.evaluation import TaskAccuracy
 from gatera_lab.evaluation.distributed_eval_sampler import DistributedEvalSampler
 from gatera_lab.training.module import GateraModule
 from tests.conftest import make_tiny_llama, randomize_adapters
-from tests.gloo_group import init_gloo_group, padded_batch, shard
+from tests.helpers.gloo_group import init_gloo_group, padded_batch, shard
 
 WORLD_SIZE = 2
 SPAWN_TIMEOUT_SECONDS = 300

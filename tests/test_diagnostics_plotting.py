@@ -18,7 +18,7 @@ from gatera_lab.diagnostics.plotting import (
 )
 from gatera_lab.errors import ConfigError
 from tests.conftest import make_tiny_llama, randomize_adapters
-from tests.tiny_checkpoint import make_char_tokenizer
+from tests.helpers.tiny_checkpoint import make_char_tokenizer
 
 
 def gated_model() -> torch.nn.Module:

@@ -11,7 +11,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from gatera_lab.cli import main
 from gatera_lab.io import atomic_write
 from gatera_lab.io.durable_checkpoint_io import DurableCheckpointIO, use_durable_checkpoints
-from tests.tiny_cli_args import tiny_overrides
+from tests.helpers.tiny_cli_args import tiny_overrides
 
 
 def test_a_real_fit_writes_its_checkpoint_through_the_durable_writer(

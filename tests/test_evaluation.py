@@ -29,8 +29,8 @@ from gatera_lab.evaluation import (
     write_results_csv,
     write_results_json,
 )
-from tests.char_tokenizer import make_char_tokenizer
 from tests.conftest import make_tiny_llama
+from tests.helpers.char_tokenizer import make_char_tokenizer
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -22,7 +22,7 @@ from gatera_lab.experiments.lr_selection import GridPoint
 from gatera_lab.experiments.majority_baseline import majority_label_accuracy
 from gatera_lab.experiments.report_claims import comparison_claims
 from gatera_lab.experiments.run_config import caching_resolver, identity_hash, training_config
-from tests.lock_worker import ClaimHolder
+from tests.helpers.lock_worker import ClaimHolder
 
 REPO = Path(__file__).parents[1]
 REPRODUCTION = REPO / "configs" / "sweeps" / "reproduction.yaml"

@@ -17,8 +17,8 @@ from gatera_lab.export import export_adapter, export_format, gatera_format, load
 from gatera_lab.export.checkpoint_metadata import checkpoint_metadata
 from gatera_lab.export.fingerprint import base_model_fingerprint
 from gatera_lab.methods.lora import LoRA
-from tests.char_tokenizer import make_char_tokenizer
 from tests.conftest import TINY_LLAMA, make_tiny_llama, randomize_adapters
+from tests.helpers.char_tokenizer import make_char_tokenizer
 
 TARGETS = ["q_proj", "k_proj", "v_proj", "up_proj", "down_proj"]
 GATED = ["lora_gate", "dora_gate", "hira_gate"]

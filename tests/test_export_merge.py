@@ -32,8 +32,8 @@ from gatera_lab.export import (
 from gatera_lab.export.merged_weights import merged_linear_weight
 from gatera_lab.methods.lora import low_rank_factors
 from gatera_lab.models import model_loading
-from tests.char_tokenizer import make_char_tokenizer
 from tests.conftest import make_tiny_llama, randomize_adapters
+from tests.helpers.char_tokenizer import make_char_tokenizer
 from tests.test_export import logits, trained, write_checkpoint
 
 UNGATED = ["lora", "dora", "hira"]

@@ -8,8 +8,8 @@ import pytest
 from gatera_lab import ConfigError, build_method
 from gatera_lab.cli import main as cli_main
 from gatera_lab.export import export_adapter, export_merged_model
-from tests.char_tokenizer import make_char_tokenizer
 from tests.conftest import make_tiny_llama
+from tests.helpers.char_tokenizer import make_char_tokenizer
 
 
 def trained(name: str):

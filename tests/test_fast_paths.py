@@ -30,7 +30,7 @@ from gatera_lab.adapters.gate_skip import (
 )
 from gatera_lab.adapters.hira_fused_ops import hadamard_fused_linear, hadamard_gated_linear
 from tests.conftest import make_tiny_llama, randomize_adapters
-from tests.method_checks import MethodCase, method_cases
+from tests.helpers.method_checks import MethodCase, method_cases
 
 D_IN, D_OUT, R = 12, 10, 4
 RTOL, ATOL = 1e-5, 1e-6

@@ -1,7 +1,7 @@
 """Faults while writing: a real process SIGKILLed mid-write, and a full disk during an export.
 
-Each kill test runs tests/fault_child.py, which writes the old version of a checkpoint, a sweep record or an
-adapter export completely, then stalls at a chosen point of writing the new version and signals it with a
+Each kill test runs tests/helpers/fault_child.py, which writes the old version of a checkpoint, a sweep record
+or an adapter export completely, then stalls at a chosen point of writing the new version and signals it with a
 marker file; the parent kills it with SIGKILL there. The next reader must find the old version intact or the
 new one complete under the final name, never a partial one, and temporary leftovers must not disturb it.
 """
@@ -25,7 +25,7 @@ from gatera_lab.export import export_adapter, gatera_format, load_adapter
 from gatera_lab.io.atomic_write import restore_interrupted_dir
 from gatera_lab.io.durable_checkpoint_io import DurableCheckpointIO
 from tests.conftest import make_tiny_llama
-from tests.fault_child import RECORD_NOTE, export_pair
+from tests.helpers.fault_child import RECORD_NOTE, export_pair
 
 REPO = Path(__file__).resolve().parents[1]
 MARKER_TIMEOUT_S = 300  # the child imports torch (and transformers) on a possibly loaded machine
@@ -36,7 +36,7 @@ def kill_at(scenario: str, kill_point: str, work: Path) -> None:
     work.mkdir(parents=True, exist_ok=True)
     log = work.parent / f"{work.name}.log"
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-m", "tests.fault_child", scenario, kill_point, str(work)]
+    command = [sys.executable, "-m", "tests.helpers.fault_child", scenario, kill_point, str(work)]
     with log.open("w") as output:
         child = subprocess.Popen(command, cwd=REPO, env=environment, stdout=output, stderr=subprocess.STDOUT)
         try:

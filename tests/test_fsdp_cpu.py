@@ -33,7 +33,7 @@ from gatera_lab.training.module import GateraModule
 from gatera_lab.training.optimization import build_optimizer
 from gatera_lab.training.sharded_clipping import sharded_gradient_clipper
 from tests.conftest import make_tiny_llama, randomize_adapters
-from tests.gloo_group import init_gloo_group, padded_batch, shard
+from tests.helpers.gloo_group import init_gloo_group, padded_batch, shard
 
 WORLD_SIZE = 2
 STEPS = 2

@@ -11,7 +11,7 @@ from gatera_lab.commands.gates_command import main
 from gatera_lab.diagnostics.plotting import gate_figure_size_px
 from gatera_lab.export.checkpoint_adapter import load_for_inference
 from gatera_lab.models.model_loading import load_tokenizer
-from tests.tiny_fit import train_checkpoint
+from tests.helpers.tiny_fit import train_checkpoint
 
 
 @pytest.fixture(scope="module")

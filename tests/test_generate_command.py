@@ -10,7 +10,7 @@ import torch
 from gatera_lab.cli import main
 from gatera_lab.evaluation.prompt_format import render_prompt
 from gatera_lab.models.model_loading import load_causal_lm, load_tokenizer
-from tests.tiny_fit import train_checkpoint
+from tests.helpers.tiny_fit import train_checkpoint
 
 PROMPT = "Is 7 even?"
 

@@ -31,7 +31,7 @@ from gatera_lab.errors import ConfigError
 from gatera_lab.registry import registry_entries
 from gatera_lab.training.module import GateraModule
 from tests.conftest import make_tiny_llama, randomize_adapters
-from tests.tiny_cli_args import tiny_overrides
+from tests.helpers.tiny_cli_args import tiny_overrides
 
 OVERLAYS = {
     "gpu_bf16": {

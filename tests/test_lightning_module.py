@@ -160,7 +160,7 @@ def test_checkpoint_of_another_method_is_refused(tiny_model_dir, instruction_fil
 
 
 def test_checkpoint_of_another_base_model_is_refused(tiny_model_dir, instruction_file, tmp_path):
-    from tests.tiny_checkpoint import write_tiny_model_dir
+    from tests.helpers.tiny_checkpoint import write_tiny_model_dir
 
     fit(tiny_model_dir, instruction_file, tmp_path, 1)
     other = write_tiny_model_dir(tmp_path / "other_model")

@@ -24,7 +24,7 @@ from gatera_lab.evaluation.choice_text_items import tokenize_choice_item
 from gatera_lab.evaluation.lm_eval_bridge import AdaptedModelLM
 from gatera_lab.export.checkpoint_adapter import load_checkpoint_adapter
 from gatera_lab.models.model_loading import load_causal_lm, load_tokenizer
-from tests.tiny_fit import train_checkpoint
+from tests.helpers.tiny_fit import train_checkpoint
 
 TASK = "tiny_sums"
 ROWS = [

@@ -1,6 +1,6 @@
 """Generic behaviour every method must have: each registered method and the user method of
-tests/user_method.py, ungated and gated. A newly registered method is tested here automatically; the
-expectations come from the method itself (see tests/method_checks.py), not from a list of names.
+tests/helpers/user_method.py, ungated and gated. A newly registered method is tested here automatically; the
+expectations come from the method itself (see tests/helpers/method_checks.py), not from a list of names.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 
 from gatera_lab import adapter_layers, build_method, registry_entries
 from tests.conftest import make_tiny_llama
-from tests.method_checks import (
+from tests.helpers.method_checks import (
     MATRIX_CHECKS,
     check_export_round_trip,
     check_trainable_parameters,

@@ -205,7 +205,7 @@ def test_quick_overlay_writes_last_ckpt_and_resumes_inside_the_epoch(
     """configs/quick.yaml's checkpoints, through the real CLI: 10 batches of 2 rows per epoch, 6 steps,
     validation (and a checkpoint after it) every 3; the run stopped at step 3 resumes from ``last.ckpt``."""
     from gatera_lab.cli import main
-    from tests.tiny_cli_args import tiny_overrides
+    from tests.helpers.tiny_cli_args import tiny_overrides
 
     args = ["fit", "--config", "configs/lora.yaml", "--config", "configs/quick.yaml"]  # LoRA dropout 0.05
     args += [*tiny_overrides(tiny_model_dir, instruction_file, tmp_path), "--data.batch_size", "2"]

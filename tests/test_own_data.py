@@ -18,8 +18,8 @@ from gatera_lab.datamodules.record_files import read_record_file
 from gatera_lab.errors import ConfigError
 from gatera_lab.evaluation import evaluate_batch
 from gatera_lab.evaluation.row_outcomes import row_outcomes
-from tests.char_tokenizer import make_char_tokenizer
 from tests.conftest import make_tiny_llama
+from tests.helpers.char_tokenizer import make_char_tokenizer
 
 RECORDS = [
     {"question": f"Is {index} even?", "context": "" if index % 2 else "Think.", "answer": str(index % 2 == 0)}

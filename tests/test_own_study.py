@@ -1,8 +1,8 @@
 """docs/own_study.md at tiny size: a user's method against LoRA, two seeds, through ``gatera-lab sweep`` and
 ``gatera-lab compare``.
 
-The user's method is tests/row_scale_method.py (the README's "Your own method"), found in a temporary folder
-of ``gatera_lab.methods`` as an installed plug-in would be (`tests.test_registry_plugins.dropped_method`);
+The user's method is tests/helpers/row_scale_method.py (the README's "Your own method"), found in a temporary
+folder of ``gatera_lab.methods`` as an installed plug-in would be (`tests.test_registry_plugins.dropped_method`);
 the files are the page's (the methods' configs, a protocol overlay, the sweep file) in a folder of their
 own, with the tiny Llama and 16 training, 8 validation and 16 test rows of the offline commonsense data.
 """

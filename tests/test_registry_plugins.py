@@ -1,7 +1,7 @@
 """A new method is one file: found in the methods folder or through an entry point, with no edit elsewhere.
 
-The method file is tests/row_scale_method.py (the README's example), copied into temporary packages; the
-real ``methods/`` folder is never written. Each test works on a copy of the registry's state.
+The method file is tests/helpers/row_scale_method.py (the README's example), copied into temporary packages;
+the real ``methods/`` folder is never written. Each test works on a copy of the registry's state.
 """
 
 from __future__ import annotations
@@ -24,16 +24,16 @@ from gatera_lab.adapters.adapter_method import AdapterMethod
 from gatera_lab.cli import main
 from gatera_lab.export import load_adapter
 from gatera_lab.registry import discover_methods, registry_entries
-from tests.method_checks import (
+from tests.helpers.method_checks import (
     MATRIX_CHECKS,
     check_export_round_trip,
     check_trainable_parameters,
     method_cases,
 )
-from tests.tiny_cli_args import tiny_overrides
+from tests.helpers.tiny_cli_args import tiny_overrides
 
 ROOT = Path(__file__).parents[1]
-METHOD_FILE = Path(__file__).with_name("row_scale_method.py")
+METHOD_FILE = Path(__file__).parent / "helpers" / "row_scale_method.py"
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def isolated_registry(monkeypatch):
 
 @pytest.fixture
 def dropped_method(tmp_path, monkeypatch, isolated_registry) -> type[AdapterMethod]:
-    """tests/row_scale_method.py as a new file of the ``gatera_lab.methods`` package (in a second folder of it)."""
+    """tests/helpers/row_scale_method.py as a new file of ``gatera_lab.methods`` (in a second folder of it)."""
     module = f"row_scale_{uuid.uuid4().hex[:8]}"
     isolated_registry.append(module)
     folder = tmp_path / "more_methods"

@@ -1,6 +1,6 @@
 """Run claims: two sweep workers never do the same run, and a claim ends with the process that holds it.
 
-The other workers are real processes (`tests/lock_worker.py`), synchronised by files, not by sleeps.
+The other workers are real processes (`tests/helpers/lock_worker.py`), synchronised by files, not by sleeps.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 from gatera_lab.errors import ConfigError
 from gatera_lab.experiments.command import next_run
 from gatera_lab.experiments.run_locks import claim_path, claim_run, claimed_by_others, take_slot
-from tests.lock_worker import ClaimHolder, Worker
+from tests.helpers.lock_worker import ClaimHolder, Worker
 
 
 def test_a_held_claim_cannot_be_won_twice_and_is_free_again_after_exit(tmp_path):

@@ -35,7 +35,7 @@ from gatera_lab.training.module import GateraModule
 from gatera_lab.training.optimization import adapter_parameter_groups
 from gatera_lab.training.rank_rng_states import capture_rank_rng_states, restore_rank_rng_states
 from tests.conftest import make_tiny_llama
-from tests.gloo_group import init_gloo_group
+from tests.helpers.gloo_group import init_gloo_group
 
 
 def tiny_module(method: str = "dora_gate", **options) -> GateraModule:

@@ -19,7 +19,7 @@ from gatera_lab.datamodules.tokenized_cache import (
     canonical_json,
     tokenizer_fingerprint,
 )
-from tests.char_tokenizer import make_char_tokenizer
+from tests.helpers.char_tokenizer import make_char_tokenizer
 
 RECORDS = [
     {"instruction": "Pick the answer.", "input": "2 + 2 = ?", "output": "the answer is 4"},

@@ -17,7 +17,7 @@ from gatera_lab.export import load_checkpoint_adapter
 from gatera_lab.export.checkpoint_metadata import checkpoint_metadata
 from gatera_lab.export.fingerprint import base_model_fingerprint
 from gatera_lab.io.checkpoint_file import UnsafeCheckpointError, load_checkpoint_file
-from tests.tiny_fit import train_checkpoint
+from tests.helpers.tiny_fit import train_checkpoint
 
 
 def write_marker(path: str) -> str:

@@ -8,8 +8,8 @@ import torch
 from gatera_lab import adapter_layers
 from gatera_lab.cli import main
 from tests.conftest import make_tiny_llama
-from tests.tiny_cli_args import tiny_overrides
-from tests.user_method import OutputShift
+from tests.helpers.tiny_cli_args import tiny_overrides
+from tests.helpers.user_method import OutputShift
 
 
 def test_user_method_is_zero_at_init_and_gated_by_setting(token_batch):
@@ -31,7 +31,7 @@ def test_user_method_from_yaml_class_path(gate, tiny_model_dir, instruction_file
     config.write_text(
         "model:\n"
         "  method:\n"
-        "    class_path: tests.user_method.OutputShift\n"
+        "    class_path: tests.helpers.user_method.OutputShift\n"
         "    init_args:\n"
         "      shift_init: 0.0\n"
         f"      gate: {gate}\n"

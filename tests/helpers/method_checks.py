@@ -1,7 +1,7 @@
 """The generic contract of an adapter method, as checks any method can be run through.
 
 `method_cases` lists what the matrix runs: every registered method class and the user method of
-tests/user_method.py, each ungated and gated. Every expectation is derived from the method itself (its
+tests/helpers/user_method.py, each ungated and gated. Every expectation is derived from the method itself (its
 `init_parameters` on the adapted layer, whether it overrides `delta_weight`), never from its name.
 """
 
@@ -28,7 +28,7 @@ from gatera_lab import (
 from gatera_lab.adapters.target_matching import find_target_linears
 from gatera_lab.export import export_adapter, load_adapter
 from tests.conftest import make_tiny_llama, randomize_adapters
-from tests.user_method import OutputShift
+from tests.helpers.user_method import OutputShift
 
 
 @dataclass(frozen=True)

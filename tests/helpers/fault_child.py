@@ -1,6 +1,6 @@
 """The process that tests/test_faults.py kills: it writes an old version, then stalls inside the new write.
 
-    python -m tests.fault_child SCENARIO KILL_POINT WORK_DIR
+    python -m tests.helpers.fault_child SCENARIO KILL_POINT WORK_DIR
 
 SCENARIO is what is written under ``WORK_DIR``: ``checkpoint`` (``ckpt/last.ckpt`` through
 `DurableCheckpointIO`), ``record`` (the sweep record ``records/run.json``) or ``export`` (the adapter folder

@@ -2,10 +2,10 @@
 
 Run as a script (the tests start it with `subprocess`):
 
-    python tests/lock_worker.py hold RUNS NAME READY RELEASE
+    python tests/helpers/lock_worker.py hold RUNS NAME READY RELEASE
         claim run NAME, create READY, hold the claim until RELEASE exists (at most HOLD_SECONDS), exit 0;
         exit 3 if the claim was not won.
-    python tests/lock_worker.py work RUNS LOG READY GO NAME...
+    python tests/helpers/lock_worker.py work RUNS LOG READY GO NAME...
         create READY, wait for GO, then loop as ``gatera-lab sweep`` does until every NAME is done: skip the
         runs other workers hold, claim the first free one, and if it is won and not done yet (RUNS/NAME.done
         absent), append "NAME PID" to LOG (O_APPEND), sleep briefly while holding the claim, create
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-RUN_LOCKS = Path(__file__).parents[1] / "gatera_lab" / "experiments" / "run_locks.py"
+RUN_LOCKS = Path(__file__).parents[2] / "gatera_lab" / "experiments" / "run_locks.py"
 HOLD_SECONDS = 300.0  # a holder never outlives a test run by more than this, even if nobody releases it
 READY_SECONDS = 120.0  # how long a test waits for a worker to start (a loaded machine is slow)
 WORK_SECONDS = 120.0
