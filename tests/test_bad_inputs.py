@@ -8,10 +8,7 @@ are read, ``val_size=0`` trains without validation, negative sizes are refused, 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,7 +21,9 @@ from gatera_lab.datamodules.instruction_data import read_instruction_file, token
 from gatera_lab.datamodules.instruction_prompt import render_prompt
 from gatera_lab.datamodules.llm_adapters_json import LLMAdaptersJSONDataModule
 from gatera_lab.errors import ConfigError
+from tests.helpers.cli_process import run_cli_process
 from tests.helpers.tiny_checkpoint import make_char_tokenizer
+from tests.helpers.tiny_cli_args import tiny_overrides
 
 ROW = {"instruction": "Is 2 even? Answer format: true/false", "input": "", "output": "true", "answer": "true"}
 ROWS = [ROW, {**ROW, "instruction": "Is 3 even? Answer format: true/false", "output": "false"}] * 4
@@ -33,32 +32,9 @@ ROWS_TEXT = json.dumps(ROWS, indent=1)
 
 def cli_args(model_dir: Path, train_file: Path | str, root: Path, *options: str) -> list[str]:
     """``fit`` on the tiny model and ``train_file`` for one step (``options`` come last and win)."""
-    return [
-        "fit",
-        "--config",
-        "configs/lora.yaml",
-        "--model.model",
-        str(model_dir),
-        "--model.method.init_args.r",
-        "4",
-        "--data",
-        "gatera_lab.datamodules.LLMAdaptersJSONDataModule",
-        "--data.train_file",
-        str(train_file),
-        "--data.val_size",
-        "2",
-        "--data.batch_size",
-        "2",
-        "--data.max_length",
-        "256",
-        "--trainer.default_root_dir",
-        str(root),
-        "--trainer.enable_progress_bar",
-        "false",
-        "--trainer.fast_dev_run",
-        "1",
-        *options,
-    ]
+    sizes = ["--data.val_size", "2", "--data.batch_size", "2", "--data.max_length", "256"]
+    tiny = tiny_overrides(model_dir, train_file, root)
+    return ["fit", "--config", "configs/lora.yaml", *tiny, *sizes, "--trainer.fast_dev_run", "1", *options]
 
 
 def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -139,9 +115,7 @@ def test_bad_data_file_is_one_named_error(case, tiny_model_dir, tmp_path, capsys
 def test_binary_file_in_a_real_process_has_no_traceback(tiny_model_dir, tmp_path):
     path = tmp_path / "bad.json"
     path.write_bytes(bytes(range(256)) * 4)
-    command = [sys.executable, "-m", "gatera_lab.cli", *cli_args(tiny_model_dir, path, tmp_path)]
-    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)
+    result = run_cli_process(cli_args(tiny_model_dir, path, tmp_path))
     assert_one_named_error(
         result.returncode, result.stdout, result.stderr, r"bad\.json: not a UTF-8 or UTF-16"
     )

@@ -7,22 +7,12 @@ import lightning as L
 import pytest
 
 from gatera_lab import CheckpointMismatchError, ConfigError, build_method
-from gatera_lab.datamodules import LLMAdaptersJSONDataModule
 from gatera_lab.export.checkpoint_metadata import check_checkpoint_matches, checkpoint_metadata
 from gatera_lab.export.saved_adapter import SavedAdapter
 from gatera_lab.methods.lora import LoRA
 from gatera_lab.training.module import GateraModule
-
-
-class ScaledLoRA(LoRA):
-    """A user's LoRA variant, not registered: ``extra_scale`` changes its output."""
-
-    def __init__(self, extra_scale: float = 1.0, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.extra_scale = extra_scale
-
-    def delta(self, layer, x, base_out):
-        return self.extra_scale * super().delta(layer, x, base_out)
+from tests.helpers.scaled_lora import ScaledLoRA
+from tests.helpers.tiny_fit import fit_tiny
 
 
 class WarmStartLoRA(ScaledLoRA):
@@ -102,22 +92,19 @@ def test_an_option_only_one_side_records_is_a_mismatch():
 
 
 def fit(model_dir, instruction_file, root, method, ckpt_path=None) -> None:
+    """One step saved as ``root/last.ckpt``, or, from ``ckpt_path``, a second step."""
     L.seed_everything(0)
     module = GateraModule(method=method, model=str(model_dir), learning_rate=0.05, warmup_steps=0)
-    data = LLMAdaptersJSONDataModule(
-        str(instruction_file), tokenizer=str(model_dir), val_size=4, batch_size=4, max_length=96
-    )
-    trainer = L.Trainer(
-        max_steps=2 if ckpt_path else 1,
-        logger=False,
-        default_root_dir=root,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
+    steps = 2 if ckpt_path else 1
+    trainer = fit_tiny(
+        module,
+        model_dir,
+        instruction_file,
+        ckpt_path,
+        max_steps=steps,
         limit_val_batches=0,
+        default_root_dir=root,
     )
-    trainer.fit(module, data, ckpt_path=ckpt_path)
     if ckpt_path is None:
         trainer.save_checkpoint(root / "last.ckpt")
 

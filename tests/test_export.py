@@ -16,25 +16,14 @@ from gatera_lab.commands.export_command import main as export_main
 from gatera_lab.export import export_adapter, export_format, gatera_format, load_adapter, peft_format
 from gatera_lab.export.checkpoint_metadata import checkpoint_metadata
 from gatera_lab.export.fingerprint import base_model_fingerprint
-from gatera_lab.methods.lora import LoRA
 from tests.conftest import TINY_LLAMA, make_tiny_llama, randomize_adapters
 from tests.helpers.char_tokenizer import make_char_tokenizer
+from tests.helpers.scaled_lora import ScaledLoRA
 
 TARGETS = ["q_proj", "k_proj", "v_proj", "up_proj", "down_proj"]
 GATED = ["lora_gate", "dora_gate", "hira_gate"]
 UNGATED = ["lora", "dora", "hira"]
 TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json"]  # what the character-level tokenizer saves
-
-
-class ScaledLoRA(LoRA):
-    """A user's method: LoRA with an extra output scale, which PEFT cannot represent."""
-
-    def __init__(self, extra_scale: float = 1.0, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.extra_scale = extra_scale
-
-    def delta(self, layer, x, base_out):
-        return self.extra_scale * super().delta(layer, x, base_out)
 
 
 def trained(name: str, seed: int = 0, **kwargs):

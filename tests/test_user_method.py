@@ -8,7 +8,7 @@ import torch
 from gatera_lab import adapter_layers
 from gatera_lab.cli import main
 from tests.conftest import make_tiny_llama
-from tests.helpers.tiny_cli_args import tiny_overrides
+from tests.helpers.tiny_cli_args import method_yaml_args
 from tests.helpers.user_method import OutputShift
 
 
@@ -27,16 +27,7 @@ def test_user_method_is_zero_at_init_and_gated_by_setting(token_batch):
 
 @pytest.mark.parametrize("gate", ["false", "true"])
 def test_user_method_from_yaml_class_path(gate, tiny_model_dir, instruction_file, tmp_path):
-    config = tmp_path / "output_shift.yaml"
-    config.write_text(
-        "model:\n"
-        "  method:\n"
-        "    class_path: tests.helpers.user_method.OutputShift\n"
-        "    init_args:\n"
-        "      shift_init: 0.0\n"
-        f"      gate: {gate}\n"
-        "      target_modules: [down_proj]\n"
-    )
-    args = ["fit", "--config", "configs/lora.yaml", "--config", str(config)]
-    args += tiny_overrides(tiny_model_dir, instruction_file, tmp_path, small_rank=False)
+    init_args = {"shift_init": 0.0, "gate": gate == "true", "target_modules": ["down_proj"]}
+    class_path = "tests.helpers.user_method.OutputShift"
+    args = method_yaml_args(tiny_model_dir, instruction_file, tmp_path, class_path, init_args)
     assert main([*args, "--trainer.fast_dev_run", "1"]) == 0

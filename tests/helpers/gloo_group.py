@@ -1,9 +1,15 @@
-"""A gloo process group over a file store, as the spawned test workers (DDP, FSDP) start it."""
+"""A gloo process group over a file store, as the spawned test workers (DDP, FSDP) start, run and leave it."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
+import pytest
 import torch
 import torch.distributed as dist
 
@@ -18,6 +24,36 @@ def init_gloo_group(rank: int, out_dir: str, world_size: int) -> None:
         world_size=world_size,
         timeout=datetime.timedelta(seconds=120),
     )
+
+
+@contextlib.contextmanager
+def gloo_worker(rank: int, out_dir: str, world_size: int) -> Iterator[None]:
+    """The body runs in the gloo group (`init_gloo_group`); then a barrier, and the process leaves without
+    running destructors: tearing down a gloo group that DDP reducers still reference can deadlock (the
+    group's worker thread waits for the GIL that the destructor holds). Outputs are on disk by then. On an
+    error the group is destroyed and the error raised."""
+    init_gloo_group(rank, out_dir, world_size)
+    try:
+        yield
+        dist.barrier()
+    except BaseException:
+        dist.destroy_process_group()
+        raise
+    os._exit(0)
+
+
+def spawn_workers(
+    worker: Callable[[int, str], None], out_dir: Path, what: str, world_size: int, timeout_s: float = 300
+) -> None:
+    """``worker(rank, str(out_dir))`` in ``world_size`` spawned processes; a failed process raises, and the
+    test fails if they have not finished within ``timeout_s``."""
+    context = torch.multiprocessing.spawn(worker, args=(str(out_dir),), nprocs=world_size, join=False)
+    deadline = time.monotonic() + timeout_s
+    while not context.join(timeout=5):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail(f"the {what} processes did not finish within {timeout_s} s")
 
 
 def padded_batch(seed: int) -> dict[str, torch.Tensor]:
