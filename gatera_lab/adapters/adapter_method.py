@@ -282,11 +282,7 @@ def adapter_parameters(model: nn.Module) -> Iterator[nn.Parameter]:
 
 def adapter_state_dict(model: nn.Module) -> dict[str, Tensor]:
     """The adapter tensors only, keyed by their full names in ``model.state_dict()``."""
-    state: dict[str, Tensor] = {}
-    for layer_name, layer in adapter_layers(model):
-        for name, parameter in layer.named_adapter_parameters():
-            state[f"{layer_name}.{name}"] = parameter.detach()
-    return state
+    return {name: parameter.detach() for name, parameter in named_adapter_parameters(model)}
 
 
 def set_adapters_enabled(model: nn.Module, enabled: bool) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import lightning as L
 from torch.distributed.fsdp._common_utils import clean_tensor_name
 
-from gatera_lab.adapters.adapter_method import AdapterMethod, adapter_layers
+from gatera_lab.adapters.adapter_method import AdapterMethod, named_adapter_parameters
 from gatera_lab.export.checkpoint_metadata import (
     METADATA_KEY,
     RNG_KEY,
@@ -36,11 +36,7 @@ class AdapterCheckpointHooks(L.LightningModule):
 
     def _adapter_keys(self) -> set[str]:
         """State-dict keys of the adapter tensors (wrapper prefixes such as FSDP's removed, as in a state dict)."""
-        return {
-            clean_tensor_name(f"model.{name}.{parameter_name}")
-            for name, layer in adapter_layers(self.model)
-            for parameter_name, _ in layer.named_adapter_parameters()
-        }
+        return {clean_tensor_name(f"model.{name}") for name, _ in named_adapter_parameters(self.model)}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         keys = self._adapter_keys()

@@ -292,9 +292,9 @@ class GateraModule(HostMemoryHooks, ShardedEvaluationHooks, AdapterCheckpointHoo
     ) -> None:
         """``trainer.gradient_clip_val`` by norm on every strategy: through the shards' own norm under FSDP
         (`gatera_lab.training.sharded_clipping`), Lightning's clipping elsewhere."""
-        parameters = [p for group in optimizer.param_groups for p in group["params"]]
-        clipper = sharded_gradient_clipper(self.trainer.model, parameters)
-        if gradient_clip_val and (gradient_clip_algorithm or "norm") == "norm" and clipper is not None:
-            clipper(float(gradient_clip_val))
-            return
+        if gradient_clip_val and (gradient_clip_algorithm or "norm") == "norm":
+            trained = [p for group in optimizer.param_groups for p in group["params"]]
+            if (clipper := sharded_gradient_clipper(self.trainer.model, trained)) is not None:
+                clipper(float(gradient_clip_val))
+                return
         super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)

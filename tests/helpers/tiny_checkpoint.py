@@ -5,15 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from transformers import PreTrainedTokenizerFast
-
-from benchmarks.gpu_check_inputs import char_tokenizer
+from benchmarks.gpu_check_inputs import char_tokenizer as make_char_tokenizer  # ids fit the tiny vocabulary
 from tests.conftest import make_tiny_llama
-
-
-def make_char_tokenizer() -> PreTrainedTokenizerFast:
-    """One token per printable ASCII character; ids fit the tiny Llama's vocabulary of 128."""
-    return char_tokenizer()
 
 
 def write_tiny_model_dir(path: Path, seed: int = 0) -> Path:
